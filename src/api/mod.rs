@@ -1,0 +1,42 @@
+//! The reading API under `/api`: one file per resource, all behind bearer
+//! tokens (order data holds buyers' names and addresses).
+
+mod auth;
+mod events;
+mod orders;
+mod params;
+mod stats;
+
+use axum::{middleware, routing::get, Json, Router};
+use serde::Serialize;
+
+use crate::app::AppState;
+
+pub fn router(state: AppState) -> Router<AppState> {
+    Router::new()
+        .route("/orders/{order_id}", get(orders::one))
+        .route("/orders/{order_id}/history", get(orders::history))
+        .route("/orders/shop/{shop_id}", get(orders::by_shop))
+        .route("/orders/queue/unprocessed", get(orders::unprocessed))
+        .route("/orders/stats/webhooks", get(stats::webhooks))
+        .route("/orders/stats/orders", get(stats::orders))
+        .route("/events", get(events::list))
+        .route("/events/{event_id}", get(events::one))
+        .route_layer(middleware::from_fn_with_state(state, auth::require_token))
+}
+
+/// Every successful answer: `{"success":true,"data":...}`. Serialised
+/// directly (never through `serde_json::Value`) so that raw JSON inside keeps
+/// its exact digits.
+#[derive(Debug, Serialize)]
+pub struct Data<T> {
+    success: bool,
+    data: T,
+}
+
+pub fn data<T: Serialize>(data: T) -> Json<Data<T>> {
+    Json(Data {
+        success: true,
+        data,
+    })
+}

@@ -1,0 +1,158 @@
+//! Builds the state and the router, binds the listener, serves, and shuts
+//! down gracefully: stop accepting, finish requests in flight, let the writer
+//! drain, close the database.
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use axum::{
+    middleware,
+    routing::{get, post},
+    Router,
+};
+use tokio::{net::TcpListener, task::JoinHandle};
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
+    trace::TraceLayer,
+};
+
+use crate::{
+    api,
+    clock::Clock,
+    config::Settings,
+    error::{render_errors, ApiError},
+    health, intake,
+    store::{writer::Writer, Store},
+    telemetry::{self, RequestDone, RequestSpan},
+    tiktok::WebhookVerifier,
+};
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub settings: Arc<Settings>,
+    pub store: Store,
+    pub writer: Writer,
+    pub verifier: Arc<WebhookVerifier>,
+    pub clock: Clock,
+}
+
+/// The whole HTTP surface. A plain function, so tests can drive it
+/// in-process as well as over a socket.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/webhook/tiktok", post(intake::receive))
+        .route("/webhook/health", get(health::webhook_health))
+        .route("/health", get(health::health))
+        .route("/metrics", get(health::metrics))
+        .nest("/api", api::router(state.clone()))
+        .fallback(|| async { ApiError::not_found("no such route") })
+        .with_state(state)
+        // Innermost first: a panic becomes a 500 that render_errors shapes;
+        // the request id is set before anything else sees the request.
+        .layer(CatchPanicLayer::new())
+        .layer(middleware::from_fn(render_errors))
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(RequestSpan)
+                .on_response(RequestDone),
+        )
+        .layer(PropagateRequestIdLayer::new(telemetry::REQUEST_ID))
+        .layer(SetRequestIdLayer::new(
+            telemetry::REQUEST_ID,
+            MakeRequestUuid,
+        ))
+}
+
+/// A bound, ready-to-serve application.
+pub struct Application {
+    listener: TcpListener,
+    state: AppState,
+    writer_task: JoinHandle<()>,
+}
+
+impl Application {
+    /// Opens the store (migrating it), starts the writer and binds the
+    /// listener; port 0 picks a free port, read back with [`Self::port`].
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with_clock(settings, Clock::system()).await
+    }
+
+    pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        telemetry::metrics_handle();
+        let store = Store::open(&settings.database, settings.db_pool_size).await?;
+        let (writer, writer_task) = Writer::spawn(store.clone());
+        let verifier = WebhookVerifier::new(
+            settings.app_key.clone(),
+            settings.app_secret.clone(),
+            settings.app_secret_previous.clone(),
+        );
+        let listener = TcpListener::bind((settings.host, settings.port)).await?;
+        let state = AppState {
+            settings: Arc::new(settings),
+            store,
+            writer,
+            verifier: Arc::new(verifier),
+            clock,
+        };
+        Ok(Self {
+            listener,
+            state,
+            writer_task,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
+    }
+
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Serves until `shutdown` completes, then drains and closes.
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let Application {
+            listener,
+            state,
+            writer_task,
+        } = self;
+        let store = state.store.clone();
+        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        // The router (and with it every Writer handle) is gone: the writer
+        // finishes what it holds and stops.
+        let _ = writer_task.await;
+        store.close().await;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}

@@ -1,0 +1,535 @@
+//! Typed settings, built once at start from the environment (and `.env`).
+//!
+//! Nothing else in the crate reads the environment: [`Settings::load`] takes a
+//! map of variables so that tests can build settings without touching the
+//! process environment.
+
+mod dev_credentials;
+
+use std::{collections::HashMap, net::IpAddr, path::PathBuf, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+
+pub use dev_credentials::Generated;
+
+/// The one error type of configuration: a line naming the variable.
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {problem}")]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+fn error(variable: &'static str, problem: impl Into<String>) -> ConfigError {
+    ConfigError {
+        variable,
+        problem: problem.into(),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppEnv {
+    Development,
+    Production,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Where events are kept.
+#[derive(Clone)]
+pub enum DatabaseUrl {
+    Sqlite(PathBuf),
+    /// Holds the password, so it is a secret.
+    Postgres(SecretString),
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+impl DatabaseUrl {
+    /// The URL with any password replaced, for logs and `check-config`.
+    pub fn masked(&self) -> String {
+        match self {
+            DatabaseUrl::Sqlite(path) => format!("sqlite://{}", path.display()),
+            DatabaseUrl::Postgres(url) => mask_password(url.expose_secret()),
+        }
+    }
+}
+
+fn mask_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "postgres://***".into();
+    };
+    match rest.split_once('@') {
+        Some((auth, host)) => match auth.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+            None => format!("{scheme}://{auth}@{host}"),
+        },
+        None => format!("{scheme}://{rest}"),
+    }
+}
+
+/// Every setting of the service. Each field is documented once, here.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// `HOST`: listening address.
+    pub host: IpAddr,
+    /// `PORT`: listening port; 0 picks a free one.
+    pub port: u16,
+    /// `APP_ENV` (fallback `NODE_ENV`): `production` turns on strict checks.
+    pub env: AppEnv,
+    /// `DATABASE_URL`, or a PostgreSQL URL built from `DB_*`.
+    pub database: DatabaseUrl,
+    /// Folder for the SQLite file and generated development credentials.
+    pub data_dir: PathBuf,
+    /// `TIKTOK_APP_KEY`: part of the signed message.
+    pub app_key: String,
+    /// `TIKTOK_APP_SECRET`: the signing key.
+    pub app_secret: SecretString,
+    /// `TIKTOK_APP_SECRET_PREVIOUS`: accepted too, during a rotation.
+    pub app_secret_previous: Option<SecretString>,
+    /// `API_TOKENS` (comma-separated) and `API_TOKEN`: bearer tokens for `/api`.
+    pub api_tokens: Vec<SecretString>,
+    /// `FRONTEND_URL`: the one origin CORS allows.
+    pub frontend_url: Option<String>,
+    /// `WEBHOOK_MAX_AGE`: older body timestamps are refused.
+    pub webhook_max_age: Duration,
+    /// `LEGACY_SIGNATURE_HEADERS`: also accept the x-tiktok-shop-* scheme.
+    pub legacy_signature_headers: bool,
+    /// `LEGACY_SIGNATURE_TOLERANCE`: freshness window of that scheme.
+    pub legacy_signature_tolerance: Duration,
+    /// `LOG_FORMAT`: `pretty` or `json`.
+    pub log_format: LogFormat,
+    /// `RATE_LIMIT_MAX` per `RATE_LIMIT_WINDOW` and client address.
+    pub rate_limit_max: u32,
+    pub rate_limit_window: Duration,
+    /// `FORWARD_URL`: where processed events go onward.
+    pub forward_url: Option<String>,
+    /// `WEBHOOK_SECRET`: signs forwarded events.
+    pub webhook_secret: Option<SecretString>,
+    /// `WEBHOOK_BODY_LIMIT`: largest accepted body in bytes, after gzip.
+    pub body_limit: usize,
+    /// `INTAKE_TIMEOUT`: how long intake waits for the store before a 503.
+    pub intake_timeout: Duration,
+    /// `DB_POOL_SIZE`: reader connections (SQLite) or pool size (PostgreSQL).
+    pub db_pool_size: u32,
+    /// Which credentials were generated for development (printed at start).
+    pub generated: Generated,
+}
+
+type Vars = HashMap<String, String>;
+
+impl Settings {
+    /// Reads `.env` (real variables win) and the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let mut vars: Vars = HashMap::new();
+        if let Ok(iter) = dotenvy::dotenv_iter() {
+            for (key, value) in iter.flatten() {
+                vars.insert(key, value);
+            }
+        }
+        vars.extend(std::env::vars());
+        Self::load(&vars)
+    }
+
+    /// Builds settings from a map of variables; may write generated
+    /// development credentials into the data folder.
+    pub fn load(vars: &Vars) -> Result<Self, ConfigError> {
+        let env_vars = EnvVars(vars);
+        let get = |name: &str| env_vars.get(name);
+        let env = match get("APP_ENV").or_else(|| get("NODE_ENV")) {
+            None => AppEnv::Development,
+            Some(v) if v.eq_ignore_ascii_case("production") => AppEnv::Production,
+            Some(v)
+                if ["development", "dev", "test"].contains(&v.to_ascii_lowercase().as_str()) =>
+            {
+                AppEnv::Development
+            }
+            Some(v) => {
+                return Err(error(
+                    "APP_ENV",
+                    format!("`{v}` is not `development` or `production`"),
+                ))
+            }
+        };
+        let database = database_url(&env_vars)?;
+        let data_dir = match &database {
+            DatabaseUrl::Sqlite(path) => path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(".")),
+            DatabaseUrl::Postgres(_) => PathBuf::from("data"),
+        };
+        let data_dir = get("DATA_DIR").map(PathBuf::from).unwrap_or(data_dir);
+
+        let mut tokens: Vec<SecretString> = get("API_TOKENS")
+            .into_iter()
+            .flat_map(|v| v.split(','))
+            .chain(get("API_TOKEN"))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| SecretString::from(t.to_owned()))
+            .collect();
+        let mut app_key = get("TIKTOK_APP_KEY").map(str::to_owned);
+        let mut app_secret = get("TIKTOK_APP_SECRET").map(|s| SecretString::from(s.to_owned()));
+
+        let mut generated = Generated::default();
+        if env == AppEnv::Production {
+            production_checks(app_key.is_some(), app_secret.is_some(), &tokens)?;
+        } else if app_key.is_none() || app_secret.is_none() || tokens.is_empty() {
+            let creds = dev_credentials::load_or_create(&data_dir)?;
+            generated = creds.fill(&mut app_key, &mut app_secret, &mut tokens);
+        }
+
+        Ok(Settings {
+            host: parse_or("HOST", get("HOST"), IpAddr::from([127, 0, 0, 1]))?,
+            port: parse_or("PORT", get("PORT"), 3001)?,
+            env,
+            database,
+            data_dir,
+            app_key: app_key.unwrap_or_default(),
+            app_secret: app_secret.unwrap_or_else(|| SecretString::from(String::new())),
+            app_secret_previous: get("TIKTOK_APP_SECRET_PREVIOUS")
+                .map(|s| SecretString::from(s.to_owned())),
+            api_tokens: tokens,
+            frontend_url: get("FRONTEND_URL").map(str::to_owned),
+            webhook_max_age: duration("WEBHOOK_MAX_AGE", get("WEBHOOK_MAX_AGE"), "24h")?,
+            legacy_signature_headers: boolean(
+                "LEGACY_SIGNATURE_HEADERS",
+                get("LEGACY_SIGNATURE_HEADERS"),
+            )?,
+            legacy_signature_tolerance: duration(
+                "LEGACY_SIGNATURE_TOLERANCE",
+                get("LEGACY_SIGNATURE_TOLERANCE"),
+                "5m",
+            )?,
+            log_format: match get("LOG_FORMAT").map(str::to_ascii_lowercase).as_deref() {
+                None | Some("pretty") | Some("text") => LogFormat::Pretty,
+                Some("json") => LogFormat::Json,
+                Some(other) => {
+                    return Err(error(
+                        "LOG_FORMAT",
+                        format!("`{other}` is not `pretty` or `json`"),
+                    ))
+                }
+            },
+            rate_limit_max: parse_or("RATE_LIMIT_MAX", get("RATE_LIMIT_MAX"), 100)?,
+            rate_limit_window: duration("RATE_LIMIT_WINDOW", get("RATE_LIMIT_WINDOW"), "15m")?,
+            forward_url: get("FORWARD_URL").map(str::to_owned),
+            webhook_secret: get("WEBHOOK_SECRET").map(|s| SecretString::from(s.to_owned())),
+            body_limit: parse_or("WEBHOOK_BODY_LIMIT", get("WEBHOOK_BODY_LIMIT"), 4 << 20)?,
+            intake_timeout: duration("INTAKE_TIMEOUT", get("INTAKE_TIMEOUT"), "2s")?,
+            db_pool_size: parse_or("DB_POOL_SIZE", get("DB_POOL_SIZE"), 8)?,
+            generated,
+        })
+    }
+
+    pub fn is_production(&self) -> bool {
+        self.env == AppEnv::Production
+    }
+
+    /// The settings as `check-config` prints them: secrets masked.
+    pub fn describe(&self) -> Vec<(&'static str, String)> {
+        let secret = |s: &SecretString| mask(s.expose_secret());
+        vec![
+            ("APP_ENV", format!("{:?}", self.env).to_lowercase()),
+            ("HOST", self.host.to_string()),
+            ("PORT", self.port.to_string()),
+            ("DATABASE_URL", self.database.masked()),
+            ("DATA_DIR", self.data_dir.display().to_string()),
+            ("TIKTOK_APP_KEY", self.app_key.clone()),
+            ("TIKTOK_APP_SECRET", secret(&self.app_secret)),
+            (
+                "TIKTOK_APP_SECRET_PREVIOUS",
+                self.app_secret_previous
+                    .as_ref()
+                    .map_or("(unset)".into(), secret),
+            ),
+            (
+                "API_TOKENS",
+                format!("{} token(s), masked", self.api_tokens.len()),
+            ),
+            (
+                "FRONTEND_URL",
+                self.frontend_url.clone().unwrap_or("(unset)".into()),
+            ),
+            ("WEBHOOK_MAX_AGE", humanize(self.webhook_max_age)),
+            (
+                "LEGACY_SIGNATURE_HEADERS",
+                self.legacy_signature_headers.to_string(),
+            ),
+            (
+                "LEGACY_SIGNATURE_TOLERANCE",
+                humanize(self.legacy_signature_tolerance),
+            ),
+            (
+                "LOG_FORMAT",
+                format!("{:?}", self.log_format).to_lowercase(),
+            ),
+            ("RATE_LIMIT_MAX", self.rate_limit_max.to_string()),
+            ("RATE_LIMIT_WINDOW", humanize(self.rate_limit_window)),
+            (
+                "FORWARD_URL",
+                self.forward_url.clone().unwrap_or("(unset)".into()),
+            ),
+            (
+                "WEBHOOK_SECRET",
+                self.webhook_secret
+                    .as_ref()
+                    .map_or("(unset)".into(), secret),
+            ),
+            ("WEBHOOK_BODY_LIMIT", self.body_limit.to_string()),
+            ("INTAKE_TIMEOUT", humanize(self.intake_timeout)),
+            ("DB_POOL_SIZE", self.db_pool_size.to_string()),
+        ]
+    }
+}
+
+fn production_checks(
+    has_key: bool,
+    has_secret: bool,
+    tokens: &[SecretString],
+) -> Result<(), ConfigError> {
+    if !has_key {
+        return Err(error("TIKTOK_APP_KEY", "must be set in production"));
+    }
+    if !has_secret {
+        return Err(error("TIKTOK_APP_SECRET", "must be set in production"));
+    }
+    if tokens.is_empty() {
+        return Err(error(
+            "API_TOKENS",
+            "at least one token must be set in production",
+        ));
+    }
+    if tokens.iter().any(|t| t.expose_secret().len() < 16) {
+        return Err(error(
+            "API_TOKENS",
+            "every token must be at least 16 characters in production",
+        ));
+    }
+    Ok(())
+}
+
+/// Set, non-blank variables, trimmed.
+struct EnvVars<'a>(&'a Vars);
+
+impl<'a> EnvVars<'a> {
+    fn get(&self, name: &str) -> Option<&'a str> {
+        self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
+    }
+}
+
+fn database_url(vars: &EnvVars<'_>) -> Result<DatabaseUrl, ConfigError> {
+    let get = |name: &str| vars.get(name);
+    if let Some(url) = get("DATABASE_URL") {
+        return parse_database_url(url);
+    }
+    if let Some(host) = get("DB_HOST") {
+        let user = get("DB_USER").unwrap_or("postgres");
+        let auth = match get("DB_PASSWORD") {
+            Some(password) => format!("{user}:{password}"),
+            None => user.to_owned(),
+        };
+        let port = get("DB_PORT").unwrap_or("5432");
+        let name = get("DB_NAME").unwrap_or("tiktok_orders");
+        let url = format!("postgres://{auth}@{host}:{port}/{name}");
+        return Ok(DatabaseUrl::Postgres(SecretString::from(url)));
+    }
+    parse_database_url("sqlite://data/tiktok-webhook.db")
+}
+
+fn parse_database_url(url: &str) -> Result<DatabaseUrl, ConfigError> {
+    if let Some(path) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    {
+        let path = path.split('?').next().unwrap_or_default();
+        if path.is_empty() || path == ":memory:" {
+            return Err(error(
+                "DATABASE_URL",
+                "give SQLite a file path, e.g. sqlite://data/tiktok-webhook.db (in-memory would lose events)",
+            ));
+        }
+        return Ok(DatabaseUrl::Sqlite(PathBuf::from(path)));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(DatabaseUrl::Postgres(SecretString::from(url.to_owned())));
+    }
+    Err(error(
+        "DATABASE_URL",
+        "must start with sqlite:// or postgres://",
+    ))
+}
+
+fn parse_or<T: std::str::FromStr>(
+    name: &'static str,
+    value: Option<&str>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) => v
+            .parse()
+            .map_err(|_| error(name, format!("`{v}` is not a valid value"))),
+    }
+}
+
+fn boolean(name: &'static str, value: Option<&str>) -> Result<bool, ConfigError> {
+    match value.map(str::to_ascii_lowercase).as_deref() {
+        None | Some("false") | Some("0") | Some("no") | Some("off") => Ok(false),
+        Some("true") | Some("1") | Some("yes") | Some("on") => Ok(true),
+        Some(other) => Err(error(name, format!("`{other}` is not true or false"))),
+    }
+}
+
+/// Accepts `90s`, `5m`, `24h` (and combinations like `1h30m`), or bare seconds.
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    humantime::parse_duration(text).ok()
+}
+
+fn duration(
+    name: &'static str,
+    value: Option<&str>,
+    default: &str,
+) -> Result<Duration, ConfigError> {
+    let text = value.unwrap_or(default);
+    parse_duration(text).ok_or_else(|| {
+        error(
+            name,
+            format!("`{text}` is not a duration like 90s, 5m or 24h"),
+        )
+    })
+}
+
+fn humanize(d: Duration) -> String {
+    humantime::format_duration(d).to_string()
+}
+
+fn mask(secret: &str) -> String {
+    if secret.is_empty() {
+        "(unset)".into()
+    } else {
+        format!("*** ({} characters)", secret.chars().count())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vars(pairs: &[(&str, &str)]) -> Vars {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn production(extra: &[(&str, &str)]) -> Vars {
+        let mut v = vars(&[
+            ("APP_ENV", "production"),
+            ("DATABASE_URL", "sqlite:///tmp/never-opened.db"),
+            ("TIKTOK_APP_KEY", "key"),
+            ("TIKTOK_APP_SECRET", "secret"),
+            ("API_TOKENS", "0123456789abcdef"),
+        ]);
+        v.extend(vars(extra));
+        v
+    }
+
+    #[test]
+    fn production_settings_load_with_defaults() {
+        let s = Settings::load(&production(&[])).unwrap();
+        assert_eq!(s.port, 3001);
+        assert_eq!(s.webhook_max_age, Duration::from_secs(24 * 3600));
+        assert_eq!(s.rate_limit_window, Duration::from_secs(15 * 60));
+        assert_eq!(s.body_limit, 4 * 1024 * 1024);
+    }
+
+    #[test]
+    fn production_refuses_a_missing_secret_naming_it() {
+        let mut v = production(&[]);
+        v.remove("TIKTOK_APP_SECRET");
+        let e = Settings::load(&v).unwrap_err();
+        assert_eq!(e.variable, "TIKTOK_APP_SECRET");
+    }
+
+    #[test]
+    fn production_refuses_a_short_api_token() {
+        let e = Settings::load(&production(&[("API_TOKENS", "short")])).unwrap_err();
+        assert_eq!(e.variable, "API_TOKENS");
+    }
+
+    #[test]
+    fn node_env_is_a_fallback_for_app_env() {
+        let mut v = production(&[]);
+        v.remove("APP_ENV");
+        v.insert("NODE_ENV".into(), "production".into());
+        assert!(Settings::load(&v).unwrap().is_production());
+    }
+
+    #[test]
+    fn db_variables_build_a_postgres_url() {
+        let v = production(&[
+            ("DB_HOST", "db"),
+            ("DB_PASSWORD", "pw"),
+            ("DB_NAME", "shop"),
+        ]);
+        let mut v = v;
+        v.remove("DATABASE_URL");
+        let s = Settings::load(&v).unwrap();
+        assert_eq!(s.database.masked(), "postgres://postgres:***@db:5432/shop");
+    }
+
+    #[test]
+    fn durations_accept_the_documented_forms() {
+        assert_eq!(parse_duration("90s"), Some(Duration::from_secs(90)));
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("24h"), Some(Duration::from_secs(86400)));
+        assert_eq!(parse_duration("soon"), None);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_variable() {
+        let e = Settings::load(&production(&[("WEBHOOK_MAX_AGE", "soon")])).unwrap_err();
+        assert_eq!(e.variable, "WEBHOOK_MAX_AGE");
+        let e = Settings::load(&production(&[("PORT", "http")])).unwrap_err();
+        assert_eq!(e.variable, "PORT");
+    }
+
+    #[test]
+    fn check_config_output_never_holds_secrets() {
+        let s = Settings::load(&production(&[("TIKTOK_APP_SECRET", "hunter2-secret")])).unwrap();
+        let text = format!("{:?} {:?}", s.describe(), s);
+        assert!(!text.contains("hunter2-secret"));
+        assert!(!text.contains("0123456789abcdef"));
+    }
+
+    #[test]
+    fn development_generates_credentials_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/db.sqlite", dir.path().display());
+        let v = vars(&[("DATABASE_URL", &url)]);
+        let first = Settings::load(&v).unwrap();
+        let second = Settings::load(&v).unwrap();
+        assert!(!first.app_key.is_empty());
+        assert_eq!(first.app_key, second.app_key);
+        assert_eq!(
+            first.app_secret.expose_secret(),
+            second.app_secret.expose_secret()
+        );
+        assert!(first.generated.any());
+    }
+}

@@ -1,0 +1,120 @@
+//! The storage seam: the product's verbs, with one backend per database.
+//!
+//! Everything SQL lives behind this module. The write path takes a *list* of
+//! events and commits them in one transaction ([`Store::commit`]); the
+//! [`writer`] batches concurrent requests into such lists (group commit).
+
+mod model;
+pub mod projection;
+mod sqlite;
+mod time;
+pub mod writer;
+
+use crate::{config::DatabaseUrl, tiktok::Event};
+
+pub use model::*;
+pub use sqlite::SqliteStore;
+
+/// Why the store could not do what was asked. Callers answer 503 for
+/// `Unavailable`; the cause is logged where it happens, never sent to clients.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migration(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is not readable: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Unavailable(e)
+    }
+}
+
+pub type Result<T> = std::result::Result<T, StoreError>;
+
+/// One backend per database, chosen by the URL.
+#[derive(Clone, Debug)]
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+/// Dispatches a call to whichever backend this store is.
+macro_rules! dispatch {
+    ($self:ident, $store:ident => $call:expr) => {
+        match $self {
+            Store::Sqlite($store) => $call,
+        }
+    };
+}
+
+impl Store {
+    /// Opens the database (creating an SQLite file and its folder if needed)
+    /// and brings the schema up to date.
+    pub async fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Store> {
+        let store = match url {
+            DatabaseUrl::Sqlite(path) => Store::Sqlite(SqliteStore::open(path, pool_size).await?),
+            DatabaseUrl::Postgres(_) => {
+                return Err(StoreError::Corrupt(
+                    "PostgreSQL is not supported by this build yet; use sqlite://".into(),
+                ))
+            }
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        dispatch!(self, s => s.migrate().await)
+    }
+
+    /// Stores a batch of events in one transaction: each event row (or one
+    /// more delivery of a known one), its projections and history. Returns
+    /// one outcome per event, in order.
+    pub async fn commit(&self, events: &[Event]) -> Result<Vec<Committed>> {
+        dispatch!(self, s => s.commit(events).await)
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        dispatch!(self, s => s.ping().await)
+    }
+
+    pub async fn order(&self, order_id: &str) -> Result<Option<OrderRecord>> {
+        dispatch!(self, s => s.order(order_id).await)
+    }
+
+    pub async fn order_history(&self, order_id: &str) -> Result<Vec<HistoryEntry>> {
+        dispatch!(self, s => s.order_history(order_id).await)
+    }
+
+    pub async fn shop_orders(&self, shop_id: &str, page: Page) -> Result<Vec<OrderRecord>> {
+        dispatch!(self, s => s.shop_orders(shop_id, page).await)
+    }
+
+    pub async fn unprocessed_orders(&self, limit: i64) -> Result<Vec<OrderRecord>> {
+        dispatch!(self, s => s.unprocessed_orders(limit).await)
+    }
+
+    pub async fn webhook_stats(&self, shop_id: Option<&str>) -> Result<Vec<WebhookStat>> {
+        dispatch!(self, s => s.webhook_stats(shop_id).await)
+    }
+
+    pub async fn order_stats(&self) -> Result<Vec<OrderStat>> {
+        dispatch!(self, s => s.order_stats().await)
+    }
+
+    pub async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
+        dispatch!(self, s => s.events(filter).await)
+    }
+
+    pub async fn event(&self, event_id: &str) -> Result<Option<EventRecord>> {
+        dispatch!(self, s => s.event(event_id).await)
+    }
+
+    /// Closes the connections, letting SQLite checkpoint its WAL.
+    pub async fn close(&self) {
+        dispatch!(self, s => s.close().await)
+    }
+}

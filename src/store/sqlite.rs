@@ -1,0 +1,382 @@
+//! The embedded SQLite backend.
+//!
+//! WAL with `synchronous=FULL`: a commit is on disk when it returns. One
+//! writer connection (SQLite serialises writers anyway, and one connection
+//! makes batching natural) and a small pool of readers.
+
+use std::{path::Path, str::FromStr, time::Duration};
+
+use chrono::Utc;
+use sqlx::{
+    sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+    },
+    Pool, Row, Sqlite, Transaction,
+};
+
+use super::{
+    projection::{order_writes, processing_outcome, OrderWrite},
+    time::{from_text, to_text},
+    Committed, EventFilter, EventRecord, HistoryEntry, OrderRecord, OrderStat, Page, Result,
+    StoreError, WebhookStat,
+};
+use crate::tiktok::Event;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
+
+#[derive(Clone, Debug)]
+pub struct SqliteStore {
+    writer: Pool<Sqlite>,
+    readers: Pool<Sqlite>,
+}
+
+impl SqliteStore {
+    pub async fn open(path: &Path, readers: u32) -> Result<Self> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite://")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5));
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options.clone())
+            .await?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(readers.max(1))
+            .acquire_timeout(Duration::from_secs(3))
+            .connect_with(options.read_only(true))
+            .await?;
+        Ok(Self { writer, readers })
+    }
+
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.writer).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.readers).await?;
+        Ok(())
+    }
+
+    pub async fn commit(&self, events: &[Event]) -> Result<Vec<Committed>> {
+        let mut tx = self.writer.begin().await?;
+        let mut outcomes = Vec::with_capacity(events.len());
+        for event in events {
+            outcomes.push(store_event(&mut tx, event).await?);
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    pub async fn order(&self, order_id: &str) -> Result<Option<OrderRecord>> {
+        let row = sqlx::query(&format!("{ORDER_COLUMNS} WHERE order_id = ?1"))
+            .bind(order_id)
+            .fetch_optional(&self.readers)
+            .await?;
+        row.map(|r| order_record(&r)).transpose()
+    }
+
+    pub async fn order_history(&self, order_id: &str) -> Result<Vec<HistoryEntry>> {
+        let rows = sqlx::query(
+            "SELECT order_status, update_time, event_id, received_at FROM order_status_history
+             WHERE order_id = ?1 ORDER BY update_time IS NULL, update_time, id",
+        )
+        .bind(order_id)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(HistoryEntry {
+                    order_status: r.try_get("order_status")?,
+                    update_time: r.try_get("update_time")?,
+                    event_id: r.try_get("event_id")?,
+                    received_at: from_text(r.try_get("received_at")?)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn shop_orders(&self, shop_id: &str, page: Page) -> Result<Vec<OrderRecord>> {
+        let rows = sqlx::query(&format!(
+            "{ORDER_COLUMNS} WHERE shop_id = ?1
+             ORDER BY update_time IS NULL, update_time DESC, id DESC LIMIT ?2 OFFSET ?3"
+        ))
+        .bind(shop_id)
+        .bind(page.limit)
+        .bind(page.offset)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(order_record).collect()
+    }
+
+    pub async fn unprocessed_orders(&self, limit: i64) -> Result<Vec<OrderRecord>> {
+        let rows = sqlx::query(&format!(
+            "{ORDER_COLUMNS} WHERE processed = 0 ORDER BY created_at, id LIMIT ?1"
+        ))
+        .bind(limit)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(order_record).collect()
+    }
+
+    pub async fn webhook_stats(&self, shop_id: Option<&str>) -> Result<Vec<WebhookStat>> {
+        let rows = sqlx::query(
+            "SELECT event_type, COUNT(*) AS total,
+                    COALESCE(SUM(CASE WHEN success = 1 THEN 1 ELSE 0 END), 0) AS successful,
+                    COALESCE(SUM(CASE WHEN processed = 1 AND success = 0 THEN 1 ELSE 0 END), 0) AS failed,
+                    MAX(last_received_at) AS last_received
+             FROM webhook_events WHERE ?1 IS NULL OR shop_id = ?1
+             GROUP BY event_type ORDER BY event_type",
+        )
+        .bind(shop_id)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(WebhookStat {
+                    event_type: r.try_get("event_type")?,
+                    total: r.try_get("total")?,
+                    successful: r.try_get("successful")?,
+                    failed: r.try_get("failed")?,
+                    last_received: from_text(r.try_get("last_received")?)?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn order_stats(&self) -> Result<Vec<OrderStat>> {
+        let rows = sqlx::query(
+            "SELECT shop_id, order_status, count FROM order_statistics
+             ORDER BY shop_id, order_status",
+        )
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(OrderStat {
+                    shop_id: r.try_get("shop_id")?,
+                    order_status: r.try_get("order_status")?,
+                    count: r.try_get("count")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
+        let rows = sqlx::query(&format!(
+            "{EVENT_COLUMNS}
+             WHERE (?1 IS NULL OR shop_id = ?1) AND (?2 IS NULL OR type = ?2)
+               AND (?3 IS NULL OR id < (SELECT id FROM webhook_events WHERE event_id = ?3))
+             ORDER BY id DESC LIMIT ?4"
+        ))
+        .bind(filter.shop_id.as_deref())
+        .bind(filter.type_code)
+        .bind(filter.before.as_deref())
+        .bind(filter.limit)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter().map(event_record).collect()
+    }
+
+    pub async fn event(&self, event_id: &str) -> Result<Option<EventRecord>> {
+        let row = sqlx::query(&format!("{EVENT_COLUMNS} WHERE event_id = ?1"))
+            .bind(event_id)
+            .fetch_optional(&self.readers)
+            .await?;
+        row.map(|r| event_record(&r)).transpose()
+    }
+}
+
+/// Inserts one event, or counts one more delivery of a known one; applies the
+/// projections only for a new event. The database decides which it is.
+async fn store_event(tx: &mut Transaction<'_, Sqlite>, event: &Event) -> Result<Committed> {
+    let now = to_text(Utc::now());
+    let (success, error) = processing_outcome(event);
+    let deliveries: i64 = sqlx::query_scalar(
+        "INSERT INTO webhook_events (event_id, type, event_type, shop_id, order_id, payload,
+             signature, timestamp, received_at, last_received_at, processed, success, error_message)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, ?10, ?11)
+         ON CONFLICT (event_id) DO UPDATE SET
+             deliveries = deliveries + 1, last_received_at = excluded.last_received_at
+         RETURNING deliveries",
+    )
+    .bind(event.id.as_str())
+    .bind(event.type_code)
+    .bind(event.event_type())
+    .bind(event.shop_id.as_ref().map(|s| s.as_str()))
+    .bind(event.order_id().map(|s| s.as_str()))
+    .bind(event.raw_str())
+    .bind(None::<String>)
+    .bind(event.timestamp)
+    .bind(&now)
+    .bind(success)
+    .bind(error)
+    .fetch_one(&mut **tx)
+    .await?;
+    if deliveries > 1 {
+        return Ok(Committed {
+            duplicate: true,
+            deliveries,
+        });
+    }
+    for write in order_writes(event) {
+        apply_order_write(tx, event, &write, &now).await?;
+    }
+    Ok(Committed {
+        duplicate: false,
+        deliveries,
+    })
+}
+
+async fn apply_order_write(
+    tx: &mut Transaction<'_, Sqlite>,
+    event: &Event,
+    write: &OrderWrite<'_>,
+    now: &str,
+) -> Result<()> {
+    let shop_id = event.shop_id.as_ref().map(|s| s.as_str());
+    match *write {
+        OrderWrite::Status {
+            order_id,
+            status,
+            on_hold,
+            update_time,
+        } => {
+            sqlx::query(
+                "INSERT INTO tiktok_orders (order_id, shop_id, event_type, order_status, is_on_hold,
+                     update_time, last_event_id, order_data, processed, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9)
+                 ON CONFLICT (order_id) DO UPDATE SET
+                     shop_id = COALESCE(excluded.shop_id, tiktok_orders.shop_id),
+                     event_type = excluded.event_type,
+                     order_status = excluded.order_status,
+                     is_on_hold = COALESCE(excluded.is_on_hold, tiktok_orders.is_on_hold),
+                     update_time = COALESCE(excluded.update_time, tiktok_orders.update_time),
+                     last_event_id = excluded.last_event_id,
+                     order_data = excluded.order_data,
+                     updated_at = excluded.updated_at
+                 WHERE tiktok_orders.update_time IS NULL
+                     OR excluded.update_time IS NULL
+                     OR excluded.update_time >= tiktok_orders.update_time",
+            )
+            .bind(order_id)
+            .bind(shop_id)
+            .bind(event.event_type())
+            .bind(status)
+            .bind(on_hold)
+            .bind(update_time)
+            .bind(event.id.as_str())
+            .bind(event.raw_str())
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        OrderWrite::History {
+            order_id,
+            status,
+            update_time,
+        } => {
+            sqlx::query(
+                "INSERT INTO order_status_history (order_id, event_id, order_status, update_time, received_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+            )
+            .bind(order_id)
+            .bind(event.id.as_str())
+            .bind(status)
+            .bind(update_time)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        OrderWrite::Touch {
+            order_id,
+            address_updated_at,
+        } => {
+            sqlx::query(
+                "INSERT INTO tiktok_orders (order_id, shop_id, event_type, address_updated_at,
+                     processed, created_at, updated_at)
+                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)
+                 ON CONFLICT (order_id) DO UPDATE SET
+                     shop_id = COALESCE(tiktok_orders.shop_id, excluded.shop_id),
+                     address_updated_at = MAX(COALESCE(tiktok_orders.address_updated_at, excluded.address_updated_at),
+                                              COALESCE(excluded.address_updated_at, tiktok_orders.address_updated_at)),
+                     updated_at = excluded.updated_at",
+            )
+            .bind(order_id)
+            .bind(shop_id)
+            .bind(event.event_type())
+            .bind(address_updated_at)
+            .bind(now)
+            .execute(&mut **tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+const ORDER_COLUMNS: &str = "SELECT order_id, shop_id, event_type, order_status, is_on_hold,
+    update_time, order_data, last_event_id, address_updated_at, processed, error_message,
+    created_at, updated_at FROM tiktok_orders";
+
+fn order_record(r: &SqliteRow) -> Result<OrderRecord> {
+    let order_data: Option<String> = r.try_get("order_data")?;
+    Ok(OrderRecord {
+        order_id: r.try_get("order_id")?,
+        shop_id: r.try_get("shop_id")?,
+        event_type: r.try_get("event_type")?,
+        order_status: r.try_get("order_status")?,
+        is_on_hold_order: r.try_get("is_on_hold")?,
+        update_time: r.try_get("update_time")?,
+        order_data: order_data.map(raw_json).transpose()?,
+        last_event_id: r.try_get("last_event_id")?,
+        address_updated_at: r.try_get("address_updated_at")?,
+        processed: r.try_get("processed")?,
+        error_message: r.try_get("error_message")?,
+        created_at: from_text(r.try_get("created_at")?)?,
+        updated_at: from_text(r.try_get("updated_at")?)?,
+    })
+}
+
+const EVENT_COLUMNS: &str = "SELECT event_id, type, event_type, shop_id, order_id, timestamp,
+    received_at, last_received_at, deliveries, processed, success, error_message, payload
+    FROM webhook_events";
+
+fn event_record(r: &SqliteRow) -> Result<EventRecord> {
+    let raw_body: String = r.try_get("payload")?;
+    Ok(EventRecord {
+        event_id: r.try_get("event_id")?,
+        type_code: r.try_get("type")?,
+        event_type: r.try_get("event_type")?,
+        shop_id: r.try_get("shop_id")?,
+        order_id: r.try_get("order_id")?,
+        timestamp: r.try_get("timestamp")?,
+        received_at: from_text(r.try_get("received_at")?)?,
+        last_received_at: from_text(r.try_get("last_received_at")?)?,
+        deliveries: r.try_get("deliveries")?,
+        processed: r.try_get("processed")?,
+        success: r.try_get("success")?,
+        error_message: r.try_get("error_message")?,
+        payload: raw_json(raw_body.clone())?,
+        raw_body,
+    })
+}
+
+/// Stored JSON text as a raw value, so that numbers keep their exact digits.
+fn raw_json(text: String) -> Result<Box<serde_json::value::RawValue>> {
+    serde_json::from_str(&text).map_err(|_| StoreError::Corrupt("stored JSON is not valid".into()))
+}

@@ -1,0 +1,91 @@
+//! Group commit: requests hand their verified event to one writer task, which
+//! commits whatever is waiting in one transaction and answers each request
+//! after the commit that holds its event.
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::{Committed, Store};
+use crate::tiktok::Event;
+
+/// Most events in one transaction.
+const MAX_BATCH: usize = 256;
+/// Requests that may wait for the writer before `submit` itself waits.
+const QUEUE: usize = 4096;
+
+struct Pending {
+    event: Event,
+    reply: oneshot::Sender<Option<Committed>>,
+}
+
+/// The handle requests submit through; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Writer {
+    queue: mpsc::Sender<Pending>,
+}
+
+/// The event was not stored (the database failed, or the writer is gone).
+#[derive(Debug, thiserror::Error)]
+#[error("the event could not be stored")]
+pub struct NotStored;
+
+impl Writer {
+    /// Starts the writer task; it ends when every `Writer` is dropped and
+    /// the queue is drained.
+    pub fn spawn(store: Store) -> (Writer, tokio::task::JoinHandle<()>) {
+        let (queue, receiver) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(run(store, receiver));
+        (Writer { queue }, task)
+    }
+
+    /// Stores one event; returns once the transaction holding it committed.
+    pub async fn submit(&self, event: Event) -> Result<Committed, NotStored> {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { event, reply })
+            .await
+            .map_err(|_| NotStored)?;
+        answer.await.ok().flatten().ok_or(NotStored)
+    }
+}
+
+async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>) {
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (events, replies): (Vec<Event>, Vec<_>) =
+            batch.drain(..).map(|p| (p.event, p.reply)).unzip();
+        let outcomes = commit_batch(&store, &events).await;
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            // The request may have timed out and left; its event is stored
+            // all the same and TikTok's retry will be counted as a duplicate.
+            let _ = reply.send(outcome);
+        }
+    }
+}
+
+/// Commits the batch in one transaction. Should that fail with several
+/// events in it, each is tried alone, so that one event the database refuses
+/// cannot cost the others their place.
+async fn commit_batch(store: &Store, events: &[Event]) -> Vec<Option<Committed>> {
+    match store.commit(events).await {
+        Ok(outcomes) => outcomes.into_iter().map(Some).collect(),
+        Err(error) if events.len() == 1 => {
+            tracing::error!(error = %error, event_id = %events[0].id, "event not stored");
+            vec![None]
+        }
+        Err(error) => {
+            tracing::warn!(error = %error, batch = events.len(), "batch not stored; storing one by one");
+            let mut outcomes = Vec::with_capacity(events.len());
+            for event in events {
+                let single = std::slice::from_ref(event);
+                outcomes.push(match store.commit(single).await {
+                    Ok(mut one) => one.pop(),
+                    Err(error) => {
+                        tracing::error!(error = %error, event_id = %event.id, "event not stored");
+                        None
+                    }
+                });
+            }
+            outcomes
+        }
+    }
+}
