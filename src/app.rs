@@ -2,30 +2,32 @@
 //! down gracefully: stop accepting, finish requests in flight, let the writer
 //! drain, close the database.
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
-use axum::{
-    middleware,
-    routing::{get, post},
-    Router,
-};
+use axum::{middleware, Extension, Router};
 use tokio::{net::TcpListener, task::JoinHandle};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
     trace::TraceLayer,
 };
+use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
     api,
     clock::Clock,
     config::Settings,
     error::{render_errors, ApiError},
-    health, intake,
+    health, intake, openapi,
+    ratelimit::{self, RateLimits},
+    security, serve,
     store::{writer::Writer, Store},
     telemetry::{self, RequestDone, RequestSpan},
     tiktok::WebhookVerifier,
 };
+
+/// How often per-address rate-limit state is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
 /// What every handler can reach.
 #[derive(Clone, Debug)]
@@ -35,23 +37,45 @@ pub struct AppState {
     pub writer: Writer,
     pub verifier: Arc<WebhookVerifier>,
     pub clock: Clock,
+    pub limits: Arc<RateLimits>,
+}
+
+/// Every route, each with its OpenAPI description.
+fn surface(state: &AppState) -> OpenApiRouter<AppState> {
+    let document = OpenApiRouter::new()
+        .routes(routes!(openapi::document))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            ratelimit::limit_api,
+        ));
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(intake::receive))
+        .routes(routes!(health::webhook_health))
+        .routes(routes!(health::health))
+        .routes(routes!(health::metrics))
+        .merge(document)
+        .nest("/api", api::routes(state.clone()))
 }
 
 /// The whole HTTP surface. A plain function, so tests can drive it
 /// in-process as well as over a socket.
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/webhook/tiktok", post(intake::receive))
-        .route("/webhook/health", get(health::webhook_health))
-        .route("/health", get(health::health))
-        .route("/metrics", get(health::metrics))
-        .nest("/api", api::router(state.clone()))
+    let settings = state.settings.clone();
+    let (routes, doc) = surface(&state).split_for_parts();
+    let routes = routes
         .fallback(|| async { ApiError::not_found("no such route") })
         .with_state(state)
-        // Innermost first: a panic becomes a 500 that render_errors shapes;
-        // the request id is set before anything else sees the request.
-        .layer(CatchPanicLayer::new())
-        .layer(middleware::from_fn(render_errors))
+        .layer(Extension(openapi::finish(doc)))
+        .layer(middleware::from_fn(telemetry::count_requests));
+    // Innermost first: a panic becomes a 500 and a missed deadline a 408,
+    // both of which render_errors shapes; the request id is set before
+    // anything else sees the request.
+    let routes = security::deadline(
+        routes.layer(CatchPanicLayer::new()),
+        settings.request_timeout,
+    )
+    .layer(middleware::from_fn(render_errors));
+    security::harden(routes, &settings)
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(RequestSpan)
@@ -88,12 +112,17 @@ impl Application {
             settings.app_secret_previous.clone(),
         );
         let listener = TcpListener::bind((settings.host, settings.port)).await?;
+        let limits = Arc::new(RateLimits::new(
+            settings.rate_limit_max,
+            settings.rate_limit_window,
+        ));
         let state = AppState {
             settings: Arc::new(settings),
             store,
             writer,
             verifier: Arc::new(verifier),
             clock,
+            limits,
         };
         Ok(Self {
             listener,
@@ -121,16 +150,25 @@ impl Application {
             writer_task,
         } = self;
         let store = state.store.clone();
-        let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let pruner = tokio::spawn(prune(state.limits.clone()));
+        let header_timeout = state.settings.request_timeout;
+        serve::serve(listener, router(state), header_timeout, shutdown).await;
+        pruner.abort();
         // The router (and with it every Writer handle) is gone: the writer
         // finishes what it holds and stops.
         let _ = writer_task.await;
         store.close().await;
         tracing::info!("stopped");
         Ok(())
+    }
+}
+
+/// Keeps per-address rate-limit state to the addresses seen lately.
+async fn prune(limits: Arc<RateLimits>) {
+    let mut every = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        every.tick().await;
+        limits.prune();
     }
 }
 

@@ -15,6 +15,9 @@ use crate::{
 
 pub async fn serve(settings: Settings) -> anyhow::Result<()> {
     telemetry::init_logging(settings.log_format);
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
     let app = Application::build(settings.clone()).await?;
     let port = app.port();
     tracing::info!(
@@ -140,6 +143,9 @@ pub async fn send(
 pub fn check_config(settings: &Settings) {
     for (name, value) in settings.describe() {
         println!("{name}={value}");
+    }
+    for warning in &settings.warnings {
+        println!("warning: {warning}");
     }
     println!("configuration ok");
 }

@@ -68,6 +68,26 @@ impl ApiError {
     }
 }
 
+/// The shape [`render_errors`] writes, for the OpenAPI document.
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorResponse {
+    /// Always false.
+    success: bool,
+    error: ErrorDetail,
+}
+
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ErrorDetail {
+    /// A stable snake-case word, e.g. `unauthorized`, `rate_limited`.
+    code: String,
+    /// What to fix; never internals.
+    message: String,
+    /// The `x-request-id` of the answer.
+    request_id: String,
+}
+
 /// What [`render_errors`] needs to write the body; travels as a response
 /// extension so that the request id can be added at the edge.
 #[derive(Debug, Clone)]

@@ -17,7 +17,8 @@ use serde::Serialize;
 
 use crate::{
     app::AppState,
-    error::ApiError,
+    error::{ApiError, ErrorResponse},
+    ratelimit::ClientAddr,
     tiktok::{Event, ParseError, SignatureError, VerifiedBody},
 };
 
@@ -25,7 +26,7 @@ const LEGACY_SIGNATURE: &str = "x-tiktok-shop-signature";
 const LEGACY_TIMESTAMP: &str = "x-tiktok-shop-timestamp";
 
 /// The body of a 200: the contract's shape.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Ack {
     success: bool,
     message: &'static str,
@@ -36,23 +37,47 @@ pub struct Ack {
     duplicate: bool,
 }
 
+/// Every refusal before the event is known to be genuine and fresh spends
+/// one of the client's failure budget; once it is gone the answer is 429
+/// instead. A verified, fresh event is never throttled.
+#[utoipa::path(
+    post,
+    path = "/webhook/tiktok",
+    tag = "intake",
+    description = "A TikTok Shop notification, authenticated by its signature: \
+        `Authorization: hex(HMAC-SHA256(app_secret, app_key + raw body))`. No bearer token.",
+    request_body(content = Object, content_type = "application/json"),
+    params(("Authorization" = Option<String>, Header, description = "the signature")),
+    responses(
+        (status = 200, description = "stored, or a duplicate of a stored event", body = Ack),
+        (status = 400, description = "`invalid_body`: verified but not a JSON object with a `type`", body = ErrorResponse),
+        (status = 401, description = "`missing_signature`, `bad_signature` or `stale_event`", body = ErrorResponse),
+        (status = 413, description = "`payload_too_large`", body = ErrorResponse),
+        (status = 415, description = "`unsupported_encoding`", body = ErrorResponse),
+    )
+)]
 pub async fn receive(
     State(state): State<AppState>,
+    client: ClientAddr,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Ack>, ApiError> {
     let started = Instant::now();
+    let refuse = |error: ApiError| refuse_unverified(&state, client, error);
     let bytes = body::read(&headers, body, state.settings.body_limit)
         .await
-        .inspect_err(|e| refused(e.code))?;
+        .map_err(refuse)?;
 
     let verified = verify(&state, &headers, bytes).map_err(|e| {
-        refused(e.code());
-        ApiError::new(StatusCode::UNAUTHORIZED, e.code(), e.to_string())
+        refuse(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            e.code(),
+            e.to_string(),
+        ))
     })?;
 
     let event = Event::parse(verified).map_err(invalid_body)?;
-    check_age(&state, &event)?;
+    check_age(&state, &event).map_err(refuse)?;
     let span = tracing::Span::current();
     span.record("event_id", event.id.as_str());
     if let Some(shop) = &event.shop_id {
@@ -122,7 +147,6 @@ fn check_age(state: &AppState, event: &Event) -> Result<(), ApiError> {
     };
     let max_age = state.settings.webhook_max_age.as_secs() as i64;
     if timestamp < state.clock.now_unix() - max_age {
-        refused("stale_event");
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
             "stale_event",
@@ -135,6 +159,21 @@ fn check_age(state: &AppState, event: &Event) -> Result<(), ApiError> {
 fn invalid_body(error: ParseError) -> ApiError {
     refused("invalid_body");
     ApiError::new(StatusCode::BAD_REQUEST, "invalid_body", error.to_string())
+}
+
+/// Counts the refusal by its reason, or, when `client` has used up its
+/// failure budget, turns it into a 429 counted as `rate_limited`.
+fn refuse_unverified(state: &AppState, client: ClientAddr, error: ApiError) -> ApiError {
+    match state.limits.failure(client) {
+        Ok(()) => {
+            refused(error.code);
+            error
+        }
+        Err(limited) => {
+            refused("rate_limited");
+            limited
+        }
+    }
 }
 
 fn refused(reason: &'static str) {

@@ -4,18 +4,22 @@
 //! status and latency, and the event and shop ids once intake knows them.
 //! Nothing here records headers, bodies, signatures or tokens.
 
-use std::{sync::OnceLock, time::Duration};
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
 
 use axum::{
     extract::MatchedPath,
     http::{HeaderName, Request, Response},
+    middleware::Next,
 };
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tower_http::trace::{MakeSpan, OnResponse};
 use tracing::{field::Empty, Span};
 use tracing_subscriber::{fmt, EnvFilter};
 
-use crate::config::LogFormat;
+use crate::{app::AppState, config::LogFormat};
 
 pub const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
@@ -62,9 +66,67 @@ pub fn metrics_handle() -> &'static PrometheusHandle {
             "webhook_intake_seconds",
             "Time from request to answer for verified webhooks"
         );
+        describe_operations();
         metrics::gauge!("tiktok_webhook_up").set(1.0);
         handle
     })
+}
+
+fn describe_operations() {
+    metrics::describe_counter!(
+        "rate_limited_total",
+        "Requests answered 429, by budget (api, webhook)"
+    );
+    metrics::describe_gauge!(
+        "rate_limit_tracked_addresses",
+        "Client addresses whose budget is remembered, by budget"
+    );
+    metrics::describe_counter!(
+        "http_requests_total",
+        "Answers by method, matched route and status"
+    );
+    metrics::describe_histogram!(
+        "http_request_duration_seconds",
+        "Time from request to answer, by matched route"
+    );
+    metrics::describe_gauge!(
+        "db_pool_connections",
+        "Database connections by pool and state (open, idle, max), sampled at scrape"
+    );
+}
+
+/// Sets the gauges that are read rather than counted: pool use now.
+pub fn sample_gauges(state: &AppState) {
+    for pool in state.store.pool_use() {
+        let gauge = |kind: &'static str, value: f64| {
+            metrics::gauge!("db_pool_connections", "pool" => pool.pool, "state" => kind).set(value)
+        };
+        gauge("open", f64::from(pool.open));
+        gauge("idle", pool.idle as f64);
+        gauge("max", f64::from(pool.max));
+    }
+}
+
+/// Middleware: counts every answer by method, matched route (never the raw
+/// path, whose ids would make a series per order) and status.
+pub async fn count_requests(
+    request: axum::extract::Request,
+    next: Next,
+) -> axum::response::Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned())
+        .unwrap_or_else(|| "(unmatched)".to_owned());
+    let method = request.method().as_str().to_owned();
+    let started = Instant::now();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    metrics::histogram!("http_request_duration_seconds", "route" => route.clone())
+        .record(started.elapsed().as_secs_f64());
+    metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status)
+        .increment(1);
+    response
 }
 
 /// Makes the one span of a request.

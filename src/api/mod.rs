@@ -1,5 +1,7 @@
 //! The reading API under `/api`: one file per resource, all behind bearer
-//! tokens (order data holds buyers' names and addresses).
+//! tokens (order data holds buyers' names and addresses) and the per-address
+//! rate limit. Each handler carries its OpenAPI description, so the document
+//! at `/api/openapi.json` is made from the same list of routes as the router.
 
 mod auth;
 mod events;
@@ -9,30 +11,50 @@ mod products;
 mod shops;
 mod stats;
 
-use axum::{middleware, routing::get, Json, Router};
+use axum::{
+    http::{header, HeaderValue},
+    middleware, Json,
+};
 use serde::Serialize;
+use tower_http::{limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer};
+use utoipa_axum::{router::OpenApiRouter, routes};
 
-use crate::app::AppState;
+use crate::{app::AppState, ratelimit};
 
-pub fn router(state: AppState) -> Router<AppState> {
-    Router::new()
-        .route("/orders/{order_id}", get(orders::one))
-        .route("/orders/{order_id}/history", get(orders::history))
-        .route("/orders/shop/{shop_id}", get(orders::by_shop))
-        .route("/orders/queue/unprocessed", get(orders::unprocessed))
-        .route("/orders/stats/webhooks", get(stats::webhooks))
-        .route("/orders/stats/orders", get(stats::orders))
-        .route("/shops/{shop_id}", get(shops::one))
-        .route("/products/{product_id}", get(products::one))
-        .route("/events", get(events::list))
-        .route("/events/{event_id}", get(events::one))
-        .route_layer(middleware::from_fn_with_state(state, auth::require_token))
+/// The API takes no bodies; this only keeps a client from streaming one.
+const BODY_LIMIT: usize = 1024;
+
+pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(orders::one))
+        .routes(routes!(orders::history))
+        .routes(routes!(orders::by_shop))
+        .routes(routes!(orders::unprocessed))
+        .routes(routes!(stats::webhooks))
+        .routes(routes!(stats::orders))
+        .routes(routes!(shops::one))
+        .routes(routes!(products::one))
+        .routes(routes!(events::list))
+        .routes(routes!(events::one))
+        // Outermost last: the rate limit counts every request, so that
+        // guessing tokens is throttled as well.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_token,
+        ))
+        .route_layer(middleware::from_fn_with_state(state, ratelimit::limit_api))
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        // Answers hold personal data: no shared cache may keep them.
+        .layer(SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        ))
 }
 
 /// Every successful answer: `{"success":true,"data":...}`. Serialised
 /// directly (never through `serde_json::Value`) so that raw JSON inside keeps
 /// its exact digits.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Data<T> {
     success: bool,
     data: T,

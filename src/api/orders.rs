@@ -6,14 +6,26 @@ use axum::{extract::State, Json};
 use super::{
     data,
     params::{Id, Params},
+    params::{LimitDoc, PageDoc},
     Data,
 };
 use crate::{
     app::AppState,
-    error::ApiError,
+    error::{ApiError, ErrorResponse},
     store::{HistoryEntry, OrderDetail, OrderRecord, Page},
 };
 
+#[utoipa::path(
+    get,
+    path = "/orders/{order_id}",
+    tag = "orders",
+    params(("order_id" = String, Path, example = "578112345609871201", description = "the TikTok order id", min_length = 1, max_length = 200)),
+    responses(
+        (status = 200, description = "the order with its packages and requests", body = Data<OrderDetail>),
+        (status = 400, description = "`bad_request`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such order", body = ErrorResponse),
+    )
+)]
 pub async fn one(
     State(state): State<AppState>,
     Id(order_id): Id,
@@ -24,6 +36,17 @@ pub async fn one(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/orders/{order_id}/history",
+    tag = "orders",
+    params(("order_id" = String, Path, example = "578112345609871201", description = "the TikTok order id", min_length = 1, max_length = 200)),
+    responses(
+        (status = 200, description = "the order's status changes, oldest first", body = Data<Vec<HistoryEntry>>),
+        (status = 400, description = "`bad_request`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such order", body = ErrorResponse),
+    )
+)]
 pub async fn history(
     State(state): State<AppState>,
     Id(order_id): Id,
@@ -35,6 +58,19 @@ pub async fn history(
     Ok(data(entries))
 }
 
+#[utoipa::path(
+    get,
+    path = "/orders/shop/{shop_id}",
+    tag = "orders",
+    params(
+        ("shop_id" = String, Path, example = "7495263810457220311", description = "the TikTok shop id", min_length = 1, max_length = 200),
+        PageDoc,
+    ),
+    responses(
+        (status = 200, description = "the shop's orders, newest update first", body = Data<Vec<OrderRecord>>),
+        (status = 400, description = "`bad_request`: a bad `limit` or `offset`", body = ErrorResponse),
+    )
+)]
 pub async fn by_shop(
     State(state): State<AppState>,
     Id(shop_id): Id,
@@ -47,6 +83,16 @@ pub async fn by_shop(
     Ok(data(state.store.shop_orders(&shop_id, page).await?))
 }
 
+#[utoipa::path(
+    get,
+    path = "/orders/queue/unprocessed",
+    tag = "orders",
+    params(LimitDoc),
+    responses(
+        (status = 200, description = "orders whose processing has not succeeded", body = Data<Vec<OrderRecord>>),
+        (status = 400, description = "`bad_request`: a bad `limit`", body = ErrorResponse),
+    )
+)]
 pub async fn unprocessed(
     State(state): State<AppState>,
     params: Params,

@@ -3,8 +3,23 @@
 use axum::{extract::State, Json};
 
 use super::{data, params::Id, Data};
-use crate::{app::AppState, error::ApiError, store::ShopRecord};
+use crate::{
+    app::AppState,
+    error::{ApiError, ErrorResponse},
+    store::ShopRecord,
+};
 
+#[utoipa::path(
+    get,
+    path = "/shops/{shop_id}",
+    tag = "shops",
+    params(("shop_id" = String, Path, example = "7495263810457220311", description = "the TikTok shop id", min_length = 1, max_length = 200)),
+    responses(
+        (status = 200, description = "the shop's authorization state and counts", body = Data<ShopRecord>),
+        (status = 400, description = "`bad_request`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such shop", body = ErrorResponse),
+    )
+)]
 pub async fn one(
     State(state): State<AppState>,
     Id(shop_id): Id,

@@ -44,6 +44,15 @@ pub fn authorized(last_activity_at: Option<i64>, deauthorized_at: Option<i64>) -
     }
 }
 
+/// One connection pool's use, sampled when metrics are scraped.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolUse {
+    pub pool: &'static str,
+    pub open: u32,
+    pub idle: usize,
+    pub max: u32,
+}
+
 /// One backend per database, chosen by the URL.
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -133,6 +142,11 @@ impl Store {
 
     pub async fn event(&self, event_id: &str) -> Result<Option<EventRecord>> {
         dispatch!(self, s => s.event(event_id).await)
+    }
+
+    /// Each connection pool by name: open connections and how many are idle.
+    pub fn pool_use(&self) -> Vec<PoolUse> {
+        dispatch!(self, s => s.pool_use())
     }
 
     /// Closes the connections, letting SQLite checkpoint its WAL.

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
+use utoipa::ToSchema;
 
 use super::time::unix_rfc3339;
 
@@ -33,7 +34,7 @@ pub struct EventFilter {
     pub before: Option<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderRecord {
     pub order_id: String,
     pub shop_id: Option<String>,
@@ -42,11 +43,14 @@ pub struct OrderRecord {
     pub order_status: Option<String>,
     pub is_on_hold_order: Option<bool>,
     #[serde(serialize_with = "unix_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub update_time: Option<i64>,
     /// The notification that set the current status, as received.
+    #[schema(value_type = Option<Object>)]
     pub order_data: Option<Box<RawValue>>,
     pub last_event_id: Option<String>,
     #[serde(serialize_with = "unix_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub address_updated_at: Option<i64>,
     pub processed: bool,
     pub error_message: Option<String>,
@@ -54,16 +58,17 @@ pub struct OrderRecord {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct HistoryEntry {
     pub order_status: Option<String>,
     #[serde(serialize_with = "unix_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub update_time: Option<i64>,
     pub event_id: String,
     pub received_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookStat {
     pub event_type: String,
     pub total: i64,
@@ -72,14 +77,14 @@ pub struct WebhookStat {
     pub last_received: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderStat {
     pub shop_id: Option<String>,
     pub order_status: Option<String>,
     pub count: i64,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct EventRecord {
     pub event_id: String,
     #[serde(rename = "type")]
@@ -96,13 +101,14 @@ pub struct EventRecord {
     pub success: Option<bool>,
     pub error_message: Option<String>,
     /// The body parsed, numbers with their exact digits.
+    #[schema(value_type = Object)]
     pub payload: Box<RawValue>,
     /// The body exactly as received.
     pub raw_body: String,
 }
 
 /// A cancellation, return, reverse order or refund of one order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct RequestRecord {
     #[serde(skip)]
     pub kind: String,
@@ -114,17 +120,19 @@ pub struct RequestRecord {
     pub amount: Option<String>,
     pub currency: Option<String>,
     #[serde(serialize_with = "unix_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub update_time: Option<i64>,
     pub last_event_id: String,
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct PackageRecord {
     pub package_id: String,
     pub sc_type: Option<String>,
     pub role_type: Option<String>,
     #[serde(serialize_with = "unix_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub update_time: Option<i64>,
     pub invoice_status: Option<String>,
     pub invalid_reason: Option<String>,
@@ -134,7 +142,7 @@ pub struct PackageRecord {
 
 /// An order with everything known about it: the detail view of
 /// `GET /api/orders/:id`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct OrderDetail {
     #[serde(flatten)]
     pub order: OrderRecord,
@@ -169,27 +177,32 @@ impl OrderDetail {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ProductRecord {
     pub product_id: String,
     pub shop_id: Option<String>,
     pub status: Option<String>,
     pub suspended_reason: Option<String>,
     #[serde(serialize_with = "unix_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub status_time: Option<i64>,
     pub audit_status: Option<String>,
     #[serde(serialize_with = "unix_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub audit_time: Option<i64>,
     pub category_id: Option<String>,
     pub previous_category_id: Option<String>,
     #[serde(serialize_with = "unix_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub category_time: Option<i64>,
     pub product_types: Vec<String>,
     pub change_source: Option<String>,
     pub changed_fields: Vec<String>,
     /// The newest change of any kind: its topic and time.
+    #[schema(value_type = Option<String>)]
     pub last_change: Option<&'static str>,
     #[serde(serialize_with = "unix_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_change_time: Option<i64>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
@@ -217,16 +230,19 @@ impl ProductRecord {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct ShopRecord {
     pub shop_id: String,
     /// False after a deauthorization, until an event shows the app is back.
     pub authorized: bool,
     #[serde(serialize_with = "unix_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub deauthorized_at: Option<i64>,
     #[serde(serialize_with = "unix_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub authorization_expires_at: Option<i64>,
     #[serde(serialize_with = "unix_rfc3339")]
+    #[schema(value_type = Option<String>, format = DateTime)]
     pub last_event_at: Option<i64>,
     pub orders: i64,
     pub events: i64,

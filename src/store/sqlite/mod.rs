@@ -63,6 +63,18 @@ impl SqliteStore {
         Ok(())
     }
 
+    pub fn pool_use(&self) -> Vec<super::PoolUse> {
+        [("writer", &self.writer), ("readers", &self.readers)]
+            .into_iter()
+            .map(|(pool, p)| super::PoolUse {
+                pool,
+                open: p.size(),
+                idle: p.num_idle(),
+                max: p.options().get_max_connections(),
+            })
+            .collect()
+    }
+
     pub async fn close(&self) {
         self.readers.close().await;
         self.writer.close().await;
