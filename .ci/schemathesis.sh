@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 
 BIN=${BIN:-target/debug/tiktok-webhook}
 MAX_EXAMPLES=${MAX_EXAMPLES:-25}
-MAX_TIME=${MAX_TIME:-120}
+MAX_TIME=${MAX_TIME:-90}
 # Pinned so that a new release cannot change what CI checks.
 SCHEMATHESIS=${SCHEMATHESIS:-schemathesis==4.32.5}
 

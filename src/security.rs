@@ -68,7 +68,7 @@ pub fn harden(router: Router, settings: &Settings) -> Router {
 
 fn cors(origin: HeaderValue) -> CorsLayer {
     CorsLayer::new()
-        .allow_origin(AllowOrigin::exact(origin))
+        .allow_origin(AllowOrigin::list([origin]))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .expose_headers([REQUEST_ID, HeaderName::from_static("retry-after")])
