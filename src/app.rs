@@ -5,7 +5,11 @@
 use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{middleware, Extension, Router};
-use tokio::{net::TcpListener, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::{watch, Notify},
+    task::JoinHandle,
+};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -19,6 +23,7 @@ use crate::{
     config::Settings,
     error::{render_errors, ApiError},
     health, intake, openapi,
+    queue::{self, EventHandler, Queue, QueueHandle},
     ratelimit::{self, RateLimits},
     security, serve,
     store::{writer::Writer, Store},
@@ -37,6 +42,8 @@ pub struct AppState {
     pub writer: Writer,
     pub verifier: Arc<WebhookVerifier>,
     pub clock: Clock,
+    /// Wakes this instance's queue workers (new events, manual retries).
+    pub queue_wake: Arc<Notify>,
     pub limits: Arc<RateLimits>,
 }
 
@@ -93,19 +100,40 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     writer_task: JoinHandle<()>,
+    queue: QueueHandle,
 }
 
 impl Application {
     /// Opens the store (migrating it), starts the writer and binds the
     /// listener; port 0 picks a free port, read back with [`Self::port`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Self::build_with_clock(settings, Clock::system()).await
+        Self::build_with(settings, Clock::system(), None).await
     }
 
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        Self::build_with(settings, clock, None).await
+    }
+
+    /// Builds with the seller's own [`EventHandler`], run for every stored
+    /// event from the processing queue (before the forwarder, if any).
+    pub async fn build_with(
+        settings: Settings,
+        clock: Clock,
+        handler: Option<Arc<dyn EventHandler>>,
+    ) -> anyhow::Result<Self> {
         telemetry::metrics_handle();
         let store = Store::open(&settings.database, settings.db_pool_size).await?;
-        let (writer, writer_task) = Writer::spawn(store.clone());
+        let stored = Arc::new(Notify::new());
+        let (writer, writer_task) = Writer::spawn(store.clone(), stored.clone());
+        let handler = queue::handler_for(&settings, handler)?;
+        let queue = Queue::new(
+            store.clone(),
+            handler,
+            settings.queue,
+            clock.clone(),
+            stored.clone(),
+        )
+        .start();
         let verifier = WebhookVerifier::new(
             settings.app_key.clone(),
             settings.app_secret.clone(),
@@ -122,12 +150,14 @@ impl Application {
             writer,
             verifier: Arc::new(verifier),
             clock,
+            queue_wake: stored,
             limits,
         };
         Ok(Self {
             listener,
             state,
             writer_task,
+            queue,
         })
     }
 
@@ -139,7 +169,10 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then drains and closes.
+    /// Serves until `shutdown` completes, then stops within
+    /// `SHUTDOWN_TIMEOUT`: no new connections, requests in flight finish,
+    /// the writer commits what it holds, running jobs end or give their
+    /// lease back, the database closes.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -148,15 +181,33 @@ impl Application {
             listener,
             state,
             writer_task,
+            queue,
         } = self;
         let store = state.store.clone();
+        let bound = state.settings.queue.shutdown;
+        let (stopping, stop_seen) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        });
         let pruner = tokio::spawn(prune(state.limits.clone()));
         let header_timeout = state.settings.request_timeout;
-        serve::serve(listener, router(state), header_timeout, shutdown).await;
+        let serving = serve::serve(
+            listener,
+            router(state),
+            header_timeout,
+            bound,
+            stopped(stop_seen.clone()),
+        );
+        let queue_stopping = async {
+            stopped(stop_seen.clone()).await;
+            queue.stop().await;
+        };
+        tokio::join!(serving, queue_stopping);
         pruner.abort();
         // The router (and with it every Writer handle) is gone: the writer
-        // finishes what it holds and stops.
-        let _ = writer_task.await;
+        // commits what it holds and stops.
+        let _ = tokio::time::timeout(bound, writer_task).await;
         store.close().await;
         tracing::info!("stopped");
         Ok(())
@@ -170,6 +221,10 @@ async fn prune(limits: Arc<RateLimits>) {
         every.tick().await;
         limits.prune();
     }
+}
+
+async fn stopped(mut seen: watch::Receiver<bool>) {
+    let _ = seen.wait_for(|stop| *stop).await;
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -13,6 +13,7 @@ pub mod error;
 pub mod health;
 pub mod intake;
 pub mod openapi;
+pub mod queue;
 pub mod ratelimit;
 pub mod security;
 pub mod serve;

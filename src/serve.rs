@@ -15,16 +15,14 @@ use hyper_util::{
 use tokio::net::TcpListener;
 use tower::ServiceExt;
 
-/// How long in-flight connections may take to finish after shutdown starts.
-const DRAIN: Duration = Duration::from_secs(30);
-
 /// Serves `router` until `shutdown` completes, then stops accepting and waits
-/// (at most [`DRAIN`]) for the connections in flight. Each request carries
+/// at most `drain` for the connections in flight. Each request carries
 /// the peer address as `ConnectInfo<SocketAddr>`.
 pub async fn serve(
     listener: TcpListener,
     router: Router,
     header_timeout: Duration,
+    drain: Duration,
     shutdown: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
@@ -60,10 +58,10 @@ pub async fn serve(
         });
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN, graceful.shutdown())
+    if tokio::time::timeout(drain, graceful.shutdown())
         .await
         .is_err()
     {
-        tracing::warn!("connections still open after {DRAIN:?}; closing them");
+        tracing::warn!("requests still open at the shutdown bound; closing them");
     }
 }

@@ -28,6 +28,7 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(orders::one))
         .routes(routes!(orders::history))
+        .routes(routes!(orders::retry))
         .routes(routes!(orders::by_shop))
         .routes(routes!(orders::unprocessed))
         .routes(routes!(stats::webhooks))
@@ -36,6 +37,8 @@ pub fn routes(state: AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(products::one))
         .routes(routes!(events::list))
         .routes(routes!(events::one))
+        .routes(routes!(events::attempts))
+        .routes(routes!(events::retry))
         // Outermost last: the rate limit counts every request, so that
         // guessing tokens is throttled as well.
         .route_layer(middleware::from_fn_with_state(

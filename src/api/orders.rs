@@ -99,3 +99,24 @@ pub async fn unprocessed(
 ) -> Result<Json<Data<Vec<OrderRecord>>>, ApiError> {
     Ok(data(state.store.unprocessed_orders(params.limit()?).await?))
 }
+
+#[utoipa::path(
+    post,
+    path = "/orders/{order_id}/retry",
+    tag = "queue",
+    params(("order_id" = String, Path, example = "578112345609871201", description = "the TikTok order id", min_length = 1, max_length = 200)),
+    responses(
+        (status = 200, description = "the events of the order queued again", body = Data<super::events::Retried>),
+        (status = 400, description = "`bad_request`", body = ErrorResponse),
+        (status = 404, description = "`not_found`: no such order", body = ErrorResponse),
+    )
+)]
+pub async fn retry(
+    State(state): State<AppState>,
+    Id(order_id): Id,
+) -> Result<Json<Data<super::events::Retried>>, ApiError> {
+    if state.store.order(&order_id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no order {order_id}")));
+    }
+    super::events::retry_order(&state, &order_id).await
+}

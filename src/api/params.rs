@@ -33,6 +33,11 @@ impl Params {
         self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
+    /// The value as sent (trimmed), empty included.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(|v| v.trim())
+    }
+
     /// A whole number in `min..=max`, or `default` when absent.
     pub fn number(&self, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
         Ok(self.optional_number(name, min, max)?.unwrap_or(default))
@@ -120,6 +125,9 @@ pub struct EventsDoc {
     limit: Option<i64>,
     /// Only events received before this `event_id` (the next page).
     before: Option<String>,
+    /// Only events whose processing job is in this state.
+    #[param(inline)]
+    status: Option<JobStatusDoc>,
 }
 
 /// The filter of `GET /api/orders/stats/webhooks`.
@@ -129,4 +137,15 @@ pub struct EventsDoc {
 pub struct ShopFilterDoc {
     /// Only this shop's events (`shop_id` is read too).
     shopId: Option<String>,
+}
+
+/// The states of a processing job.
+#[derive(utoipa::ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum JobStatusDoc {
+    Pending,
+    Running,
+    Done,
+    Dead,
 }

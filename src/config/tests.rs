@@ -250,3 +250,16 @@ fn rate_limits_must_allow_something() {
     let e = Settings::load(&production(&[("RATE_LIMIT_WINDOW", "0s")])).unwrap_err();
     assert_eq!(e.variable, "RATE_LIMIT_WINDOW");
 }
+
+#[test]
+fn forwarding_needs_a_secret_and_a_real_url() {
+    let e =
+        Settings::load(&production(&[("FORWARD_URL", "https://example.test/hook")])).unwrap_err();
+    assert_eq!(e.variable, "WEBHOOK_SECRET");
+    let e = Settings::load(&production(&[
+        ("FORWARD_URL", "ftp://x"),
+        ("WEBHOOK_SECRET", "s"),
+    ]))
+    .unwrap_err();
+    assert_eq!(e.variable, "FORWARD_URL");
+}

@@ -2,6 +2,8 @@
 //! client that signs like TikTok, and fixture loading.
 #![allow(dead_code)]
 
+pub mod receiver;
+
 use std::{collections::HashMap, path::PathBuf, time::Duration};
 
 use serde_json::Value;
