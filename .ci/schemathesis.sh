@@ -36,10 +36,17 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for _ in $(seq 100); do
-    curl -fsS "http://127.0.0.1:$port/health" >/dev/null 2>&1 && break
-    sleep 0.1
-done
+python3 - "$port" <<'PY'
+import sys, time, urllib.request
+url = f"http://127.0.0.1:{sys.argv[1]}/health"
+for _ in range(300):
+    try:
+        if urllib.request.urlopen(url, timeout=2).status == 200:
+            sys.exit(0)
+    except OSError:
+        time.sleep(0.1)
+sys.exit("the server did not become healthy")
+PY
 for event in tests/data/events/*.json; do
     "$BIN" send "$event" >/dev/null
 done

@@ -89,6 +89,15 @@ fn describe_operations() {
         "http_request_duration_seconds",
         "Time from request to answer, by matched route"
     );
+    metrics::describe_gauge!("queue_jobs", "Processing jobs by state");
+    metrics::describe_counter!(
+        "queue_attempts_total",
+        "Processing attempts by outcome (success, retry, dead)"
+    );
+    metrics::describe_gauge!(
+        "queue_oldest_due_seconds",
+        "How long the oldest due job has waited"
+    );
     metrics::describe_gauge!(
         "db_pool_connections",
         "Database connections by pool and state (open, idle, max), sampled at scrape"
