@@ -70,7 +70,10 @@ impl Receiver {
 
     /// Calls answered 2xx.
     pub fn delivered(&self) -> usize {
-        self.calls().iter().filter(|c| (200..300).contains(&c.answered)).count()
+        self.calls()
+            .iter()
+            .filter(|c| (200..300).contains(&c.answered))
+            .count()
     }
 
     pub async fn wait_for_calls(&self, n: usize, within: Duration) -> Vec<Call> {
