@@ -332,33 +332,13 @@ async fn missing_events(port: u16, full: &[String], steady: &[String]) -> anyhow
                 .bearer_auth(TOKEN)
                 .send()
         });
-        for result in futures_lite_join(checks).await {
+        for result in futures::future::join_all(checks).await {
             if !result.map(|r| r.status().is_success()).unwrap_or(false) {
                 missing += 1;
             }
         }
     }
     Ok(missing)
-}
-
-async fn futures_lite_join<F: std::future::Future>(
-    futures: impl Iterator<Item = F>,
-) -> Vec<F::Output>
-where
-    F: Send + 'static,
-    F::Output: Send + 'static,
-{
-    let mut set = tokio::task::JoinSet::new();
-    let mut order = Vec::new();
-    for (i, f) in futures.enumerate() {
-        order.push(i);
-        set.spawn(async move { (i, f.await) });
-    }
-    let mut out: Vec<Option<F::Output>> = order.iter().map(|_| None).collect();
-    while let Some(Ok((i, v))) = set.join_next().await {
-        out[i] = Some(v);
-    }
-    out.into_iter().flatten().collect()
 }
 
 fn peak_rss_kb(pid: u32) -> u64 {
