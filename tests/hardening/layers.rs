@@ -31,6 +31,8 @@ async fn every_answer_carries_the_security_headers_and_hsts_in_production() {
         assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
         assert_eq!(headers["x-frame-options"], "DENY", "{path}");
         assert_eq!(headers["referrer-policy"], "no-referrer", "{path}");
+        let csp = headers["content-security-policy"].to_str().unwrap();
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}");
         assert!(headers["strict-transport-security"]
             .to_str()
             .unwrap()

@@ -12,3 +12,4 @@ mod metrics;
 mod openapi;
 mod rate_limits;
 mod signatures;
+mod startup;
