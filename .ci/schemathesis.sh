@@ -52,14 +52,16 @@ for event in tests/data/events/*.json; do
 done
 
 status=0
-schemathesis run "http://127.0.0.1:$port/api/openapi.json" \
+# From the temporary folder, so that schemathesis' own cache stays out of the
+# work tree.
+(cd "$tmp" && schemathesis run "http://127.0.0.1:$port/api/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks all \
     --max-examples "$MAX_EXAMPLES" \
     --max-time "$MAX_TIME" \
     --generation-database none \
     --seed 1 \
-    --no-color || status=$?
+    --no-color) || status=$?
 if [ "$status" -ne 0 ]; then
     echo "== last server log lines"
     tail -n 20 "$tmp/server.log"
