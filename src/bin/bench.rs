@@ -47,6 +47,15 @@ struct Args {
     /// A few seconds' run that checks the machinery, not the speed.
     #[arg(long)]
     smoke: bool,
+    /// Extra server settings, NAME=VALUE (repeatable), e.g. QUEUE_WORKERS=1.
+    #[arg(long = "server-env", value_parser = parse_pair)]
+    server_env: Vec<(String, String)>,
+}
+
+fn parse_pair(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| "expected NAME=VALUE".to_owned())
 }
 
 struct Run {
@@ -91,7 +100,7 @@ async fn main() -> anyhow::Result<()> {
     let db_ceiling = one_row_per_commit(&database_url, dir.path()).await?;
 
     let port = free_port()?;
-    let mut server = start_server(&binary, &database_url, port, dir.path())?;
+    let mut server = start_server(&binary, &database_url, port, dir.path(), &args.server_env)?;
     wait_healthy(port).await?;
     let url = format!("http://127.0.0.1:{port}/webhook/tiktok");
 
@@ -199,7 +208,13 @@ async fn drop_database(args: &Args, url: &str) {
     }
 }
 
-fn start_server(binary: &Path, database: &str, port: u16, dir: &Path) -> anyhow::Result<Child> {
+fn start_server(
+    binary: &Path,
+    database: &str,
+    port: u16,
+    dir: &Path,
+    extra: &[(String, String)],
+) -> anyhow::Result<Child> {
     Ok(Command::new(binary)
         .arg("serve")
         .current_dir(dir)
@@ -212,6 +227,7 @@ fn start_server(binary: &Path, database: &str, port: u16, dir: &Path) -> anyhow:
         .env("API_TOKENS", TOKEN)
         .env("RATE_LIMIT_MAX", "100000000")
         .env("RUST_LOG", "warn")
+        .envs(extra.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
