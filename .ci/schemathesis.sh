@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-BIN=${BIN:-target/debug/tiktok-webhook}
+BIN=${BIN:-${CARGO_TARGET_DIR:-target}/debug/tiktok-webhook}
 MAX_EXAMPLES=${MAX_EXAMPLES:-25}
 MAX_TIME=${MAX_TIME:-90}
 # Pinned so that a new release cannot change what CI checks.
