@@ -195,3 +195,28 @@ async fn the_api_refuses_request_bodies() {
     assert_eq!(body["error"]["code"], "payload_too_large");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn with_default_deadlines_a_stuck_store_still_answers_within_tiktoks_three_seconds() {
+    use sqlx::Connection;
+
+    let app = spawn_app().await;
+    let db = app.dir.path().join("db.sqlite");
+    let mut lock = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+        .await
+        .unwrap();
+    sqlx::query("BEGIN EXCLUSIVE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+
+    let started = Instant::now();
+    let body = status_event("7400600000000000001", "578060000000000001", "UNPAID", now());
+    let response = app.send(&body).await;
+    let waited = started.elapsed();
+    assert_eq!(response.status(), 503);
+    assert!(waited < Duration::from_secs(3), "answered after {waited:?}");
+
+    sqlx::query("COMMIT").execute(&mut lock).await.unwrap();
+    app.stop().await;
+}
