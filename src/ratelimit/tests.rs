@@ -95,3 +95,17 @@ fn pruning_forgets_addresses_whose_budget_is_full_again() {
     limits.prune();
     assert_eq!(limits.tracked(), 0);
 }
+
+#[test]
+fn pruning_keeps_addresses_that_have_spent_part_of_their_budget() {
+    let limits = RateLimits::new(2, Duration::from_secs(60));
+    let client = ClientAddr::resolve(&HeaderMap::new(), Some(ip(PEER)), 0);
+    limits.failure(client).unwrap();
+    limits.failure(client).unwrap();
+    limits.prune();
+    assert_eq!(limits.tracked(), 1);
+    assert!(
+        limits.failure(client).is_err(),
+        "pruning must not refill a budget"
+    );
+}
