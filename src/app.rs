@@ -192,22 +192,33 @@ impl Application {
         });
         let pruner = tokio::spawn(prune(state.limits.clone()));
         let header_timeout = state.settings.request_timeout;
-        let serving = serve::serve(
+        let server = serve::serve(
             listener,
             router(state),
             header_timeout,
             bound,
             stopped(stop_seen.clone()),
         );
-        let queue_stopping = async {
-            stopped(stop_seen.clone()).await;
-            queue.stop().await;
+        // Everything after the signal shares one bound: connections drain
+        // while the queue stops, then the writer commits what it holds.
+        let everything = async {
+            let queue_stopping = async {
+                stopped(stop_seen.clone()).await;
+                queue.stop().await;
+            };
+            tokio::join!(server, queue_stopping);
+            // The router and every Writer handle are gone with the server.
+            let _ = writer_task.await;
         };
-        tokio::join!(serving, queue_stopping);
+        let expired = async {
+            stopped(stop_seen.clone()).await;
+            tokio::time::sleep(bound).await;
+        };
+        tokio::select! {
+            () = everything => {}
+            () = expired => tracing::warn!("still busy at SHUTDOWN_TIMEOUT; stopping anyway"),
+        }
         pruner.abort();
-        // The router (and with it every Writer handle) is gone: the writer
-        // commits what it holds and stops.
-        let _ = tokio::time::timeout(bound, writer_task).await;
         store.close().await;
         tracing::info!("stopped");
         Ok(())

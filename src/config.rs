@@ -212,7 +212,10 @@ impl Settings {
         }
 
         let settings = Settings {
-            host: parse_or("HOST", get("HOST"), IpAddr::from([127, 0, 0, 1]))?,
+            host: match get("HOST") {
+                Some("localhost") => IpAddr::from([127, 0, 0, 1]),
+                other => parse_or("HOST", other, IpAddr::from([127, 0, 0, 1]))?,
+            },
             port: parse_or("PORT", get("PORT"), 3001)?,
             env,
             database,
@@ -311,7 +314,9 @@ impl Settings {
             ("TRUST_PROXY", self.trust_proxy.to_string()),
             (
                 "FORWARD_URL",
-                self.forward_url.clone().unwrap_or("(unset)".into()),
+                self.forward_url
+                    .as_deref()
+                    .map_or("(unset)".into(), mask_url),
             ),
             (
                 "WEBHOOK_SECRET",
@@ -505,6 +510,20 @@ fn duration(
 
 fn humanize(d: Duration) -> String {
     humantime::format_duration(d).to_string()
+}
+
+/// A URL without what may hold a credential: user info and query.
+fn mask_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let had_query = parsed.query().is_some();
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            format!("{parsed}{}", if had_query { "?***" } else { "" })
+        }
+        Err(_) => "***".into(),
+    }
 }
 
 fn mask(secret: &str) -> String {

@@ -29,6 +29,13 @@ pub async fn list(
     State(state): State<AppState>,
     params: Params,
 ) -> Result<Json<Data<Vec<EventRecord>>>, ApiError> {
+    if let Some(before) = params.text("before") {
+        if state.store.event(before).await?.is_none() {
+            return Err(ApiError::bad_request(
+                "`before` must be the event_id of a stored event (from an earlier page)",
+            ));
+        }
+    }
     let filter = EventFilter {
         shop_id: params.text("shop_id").map(str::to_owned),
         type_code: params.optional_number("type", 0, MAX_NUMBER)?,
@@ -51,7 +58,7 @@ pub async fn list(
     get,
     path = "/events/{event_id}",
     tag = "events",
-    params(("event_id" = String, Path, example = "7438810292745531401", description = "`tts_notification_id`, or `sha256:` and the body's hex digest", min_length = 1, max_length = 200)),
+    params(("event_id" = String, Path, example = "7438810292745531401", description = "`tts_notification_id`, or `sha256:` and the body's hex digest", min_length = 1, max_length = 4096)),
     responses(
         (status = 200, description = "one notification with its raw body", body = Data<EventRecord>),
         (status = 400, description = "`bad_request`", body = ErrorResponse),
@@ -73,7 +80,7 @@ pub async fn one(
     get,
     path = "/events/{event_id}/attempts",
     tag = "queue",
-    params(("event_id" = String, Path, example = "7438810292745531401", description = "the event id", min_length = 1, max_length = 200)),
+    params(("event_id" = String, Path, example = "7438810292745531401", description = "the event id", min_length = 1, max_length = 4096)),
     responses(
         (status = 200, description = "the event's processing attempts, oldest first", body = Data<Vec<AttemptRecord>>),
         (status = 400, description = "`bad_request`", body = ErrorResponse),
@@ -102,7 +109,7 @@ pub struct Retried {
     post,
     path = "/events/{event_id}/retry",
     tag = "queue",
-    params(("event_id" = String, Path, example = "7438810292745531401", description = "the event id", min_length = 1, max_length = 200)),
+    params(("event_id" = String, Path, example = "7438810292745531401", description = "the event id", min_length = 1, max_length = 4096)),
     responses(
         (status = 200, description = "queued again", body = Data<Retried>),
         (status = 400, description = "`bad_request`", body = ErrorResponse),

@@ -19,7 +19,7 @@ use crate::{
     get,
     path = "/orders/{order_id}",
     tag = "orders",
-    params(("order_id" = String, Path, example = "578112345609871201", description = "the TikTok order id", min_length = 1, max_length = 200)),
+    params(("order_id" = String, Path, example = "578112345609871201", description = "the TikTok order id", min_length = 1, max_length = 4096)),
     responses(
         (status = 200, description = "the order with its packages and requests", body = Data<OrderDetail>),
         (status = 400, description = "`bad_request`", body = ErrorResponse),
@@ -40,7 +40,7 @@ pub async fn one(
     get,
     path = "/orders/{order_id}/history",
     tag = "orders",
-    params(("order_id" = String, Path, example = "578112345609871201", description = "the TikTok order id", min_length = 1, max_length = 200)),
+    params(("order_id" = String, Path, example = "578112345609871201", description = "the TikTok order id", min_length = 1, max_length = 4096)),
     responses(
         (status = 200, description = "the order's status changes, oldest first", body = Data<Vec<HistoryEntry>>),
         (status = 400, description = "`bad_request`", body = ErrorResponse),
@@ -63,7 +63,7 @@ pub async fn history(
     path = "/orders/shop/{shop_id}",
     tag = "orders",
     params(
-        ("shop_id" = String, Path, example = "7495263810457220311", description = "the TikTok shop id", min_length = 1, max_length = 200),
+        ("shop_id" = String, Path, example = "7495263810457220311", description = "the TikTok shop id", min_length = 1, max_length = 4096),
         PageDoc,
     ),
     responses(
@@ -104,7 +104,7 @@ pub async fn unprocessed(
     post,
     path = "/orders/{order_id}/retry",
     tag = "queue",
-    params(("order_id" = String, Path, example = "578112345609871201", description = "the TikTok order id", min_length = 1, max_length = 200)),
+    params(("order_id" = String, Path, example = "578112345609871201", description = "the TikTok order id", min_length = 1, max_length = 4096)),
     responses(
         (status = 200, description = "the events of the order queued again", body = Data<super::events::Retried>),
         (status = 400, description = "`bad_request`", body = ErrorResponse),

@@ -14,6 +14,9 @@ use crate::error::ApiError;
 /// exactly representable wherever the OpenAPI document is read.
 pub const MAX_NUMBER: i64 = i32::MAX as i64;
 
+/// The longest id accepted in a path.
+pub const MAX_ID_CHARS: usize = 4096;
+
 /// The query string as name → value; a malformed one is a 400.
 pub struct Params(HashMap<String, String>);
 
@@ -80,8 +83,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::bad_request("the id in the path could not be read"))?;
-        if id.is_empty() || id.chars().count() > 200 {
-            return Err(ApiError::bad_request("the id must be 1 to 200 characters"));
+        // Notification ids can be long (a body hash, or whatever a sender
+        // put there); the bound only keeps absurd paths out. Counted in
+        // characters, as the OpenAPI document's maxLength is.
+        if id.is_empty() || id.chars().count() > MAX_ID_CHARS {
+            return Err(ApiError::bad_request(format!(
+                "the id must be 1 to {MAX_ID_CHARS} characters"
+            )));
         }
         Ok(Id(id))
     }

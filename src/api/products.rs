@@ -14,7 +14,7 @@ use crate::{
     get,
     path = "/products/{product_id}",
     tag = "products",
-    params(("product_id" = String, Path, example = "1731245560981234567", description = "the TikTok product id", min_length = 1, max_length = 200)),
+    params(("product_id" = String, Path, example = "1731245560981234567", description = "the TikTok product id", min_length = 1, max_length = 4096)),
     responses(
         (status = 200, description = "the product's latest state", body = Data<ProductRecord>),
         (status = 400, description = "`bad_request`", body = ErrorResponse),

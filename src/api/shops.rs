@@ -13,7 +13,7 @@ use crate::{
     get,
     path = "/shops/{shop_id}",
     tag = "shops",
-    params(("shop_id" = String, Path, example = "7495263810457220311", description = "the TikTok shop id", min_length = 1, max_length = 200)),
+    params(("shop_id" = String, Path, example = "7495263810457220311", description = "the TikTok shop id", min_length = 1, max_length = 4096)),
     responses(
         (status = 200, description = "the shop's authorization state and counts", body = Data<ShopRecord>),
         (status = 400, description = "`bad_request`", body = ErrorResponse),

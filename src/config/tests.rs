@@ -83,7 +83,18 @@ fn a_bad_value_names_its_variable() {
 
 #[test]
 fn check_config_output_never_holds_secrets() {
-    let s = Settings::load(&production(&[("TIKTOK_APP_SECRET", "hunter2-secret")])).unwrap();
+    let s = Settings::load(&production(&[
+        ("TIKTOK_APP_SECRET", "hunter2-secret"),
+        (
+            "FORWARD_URL",
+            "https://bob:hunter2pass@hooks.test/in?token=sekrit",
+        ),
+        ("WEBHOOK_SECRET", "whsec_c2VjcmV0LTAxMjM0NTY3ODk="),
+    ]))
+    .unwrap();
+    let described = format!("{:?}", s.describe());
+    assert!(!described.contains("hunter2pass") && !described.contains("sekrit"));
+    assert!(described.contains("https://hooks.test/in?***"));
     let text = format!("{:?} {:?}", s.describe(), s);
     assert!(!text.contains("hunter2-secret"));
     assert!(!text.contains("0123456789abcdef"));
