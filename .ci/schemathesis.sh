@@ -52,11 +52,16 @@ for event in tests/data/events/*.json; do
 done
 
 status=0
+# Every check but positive_data_acceptance, which expects any value of the
+# right shape to be accepted: `before` has the shape of a string but must name
+# a stored event, and its documented answer otherwise is 400. That 400 still
+# has to match the document, which response_schema_conformance checks.
 # From the temporary folder, so that schemathesis' own cache stays out of the
 # work tree.
 (cd "$tmp" && schemathesis run "http://127.0.0.1:$port/api/openapi.json" \
     --header "Authorization: Bearer $token" \
     --checks all \
+    --exclude-checks positive_data_acceptance \
     --max-examples "$MAX_EXAMPLES" \
     --max-time "$MAX_TIME" \
     --generation-database none \

@@ -131,7 +131,8 @@ pub struct EventsDoc {
     /// How many, 1 to 1000 (default 100).
     #[param(minimum = 1, maximum = 1000)]
     limit: Option<i64>,
-    /// Only events received before this `event_id` (the next page).
+    /// Only events received before this `event_id` (the next page); an id
+    /// that is not stored is a 400.
     before: Option<String>,
     /// Only events whose processing job is in this state.
     #[param(inline)]
