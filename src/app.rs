@@ -80,7 +80,7 @@ impl Application {
 
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
         telemetry::metrics_handle();
-        let store = Store::open(&settings.database, settings.db_pool_size).await?;
+        let store = Store::open(&settings.database, settings.pool()).await?;
         let (writer, writer_task) = Writer::spawn(store.clone());
         let verifier = WebhookVerifier::new(
             settings.app_key.clone(),

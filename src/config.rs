@@ -76,6 +76,14 @@ fn mask_password(url: &str) -> String {
     }
 }
 
+/// How many connections the store may hold, and how long a caller waits for
+/// one; see `db_pool_size` and `db_acquire_timeout` in [`Settings`].
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub size: u32,
+    pub acquire_timeout: Duration,
+}
+
 /// Every setting of the service. Each field is documented once, here.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -118,8 +126,14 @@ pub struct Settings {
     pub body_limit: usize,
     /// `INTAKE_TIMEOUT`: how long intake waits for the store before a 503.
     pub intake_timeout: Duration,
-    /// `DB_POOL_SIZE`: reader connections (SQLite) or pool size (PostgreSQL).
+    /// `DB_POOL_SIZE`: reader connections (SQLite) or pool size for reads
+    /// (PostgreSQL, whose writer keeps one more connection of its own).
     pub db_pool_size: u32,
+    /// `DB_ACQUIRE_TIMEOUT` (PostgreSQL): how long a request waits for a
+    /// connection, opening one included, before it is answered 503. While
+    /// the database is down every write waits this long, so it bounds how
+    /// fast TikTok hears 503; keep it well under `INTAKE_TIMEOUT`.
+    pub db_acquire_timeout: Duration,
     /// Which credentials were generated for development (printed at start).
     pub generated: Generated,
 }
@@ -228,8 +242,17 @@ impl Settings {
             body_limit: parse_or("WEBHOOK_BODY_LIMIT", get("WEBHOOK_BODY_LIMIT"), 4 << 20)?,
             intake_timeout: duration("INTAKE_TIMEOUT", get("INTAKE_TIMEOUT"), "2s")?,
             db_pool_size: parse_or("DB_POOL_SIZE", get("DB_POOL_SIZE"), 8)?,
+            db_acquire_timeout: duration("DB_ACQUIRE_TIMEOUT", get("DB_ACQUIRE_TIMEOUT"), "500ms")?,
             generated,
         })
+    }
+
+    /// The connection pool settings the store is opened with.
+    pub fn pool(&self) -> PoolSettings {
+        PoolSettings {
+            size: self.db_pool_size,
+            acquire_timeout: self.db_acquire_timeout,
+        }
     }
 
     pub fn is_production(&self) -> bool {
@@ -289,6 +312,7 @@ impl Settings {
             ("WEBHOOK_BODY_LIMIT", self.body_limit.to_string()),
             ("INTAKE_TIMEOUT", humanize(self.intake_timeout)),
             ("DB_POOL_SIZE", self.db_pool_size.to_string()),
+            ("DB_ACQUIRE_TIMEOUT", humanize(self.db_acquire_timeout)),
         ]
     }
 }

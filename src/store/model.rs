@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::value::RawValue;
 
-use super::time::unix_rfc3339;
+use super::{time::unix_rfc3339, StoreError};
 
 /// The outcome of one event in a committed batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,4 +99,9 @@ pub struct EventRecord {
     pub payload: Box<RawValue>,
     /// The body exactly as received.
     pub raw_body: String,
+}
+
+/// Stored JSON text as a raw value, so that numbers keep their exact digits.
+pub(super) fn raw_json(text: String) -> Result<Box<RawValue>, StoreError> {
+    serde_json::from_str(&text).map_err(|_| StoreError::Corrupt("stored JSON is not valid".into()))
 }

@@ -16,6 +16,7 @@ use sqlx::{
 
 use super::{
     projection::{order_writes, processing_outcome, OrderWrite},
+    raw_json,
     time::{from_text, to_text},
     Committed, EventFilter, EventRecord, HistoryEntry, OrderRecord, OrderStat, Page, Result,
     StoreError, WebhookStat,
@@ -376,7 +377,11 @@ fn event_record(r: &SqliteRow) -> Result<EventRecord> {
     })
 }
 
-/// Stored JSON text as a raw value, so that numbers keep their exact digits.
-fn raw_json(text: String) -> Result<Box<serde_json::value::RawValue>> {
-    serde_json::from_str(&text).map_err(|_| StoreError::Corrupt("stored JSON is not valid".into()))
+/// SQLite's result codes that mean the file cannot be written right now
+/// (busy, locked, out of memory, read-only, I/O error, disk full, cannot open,
+/// lock protocol), rather than that a statement is wrong. sqlx reports the
+/// extended code; its low byte is the primary one.
+pub(super) fn is_unavailable_code(code: Option<&str>) -> bool {
+    let primary = code.and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+    matches!(primary, Some(5 | 6 | 7 | 8 | 10 | 13 | 14 | 15))
 }
