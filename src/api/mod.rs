@@ -5,6 +5,8 @@ mod auth;
 mod events;
 mod orders;
 mod params;
+mod products;
+mod shops;
 mod stats;
 
 use axum::{middleware, routing::get, Json, Router};
@@ -20,6 +22,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/orders/queue/unprocessed", get(orders::unprocessed))
         .route("/orders/stats/webhooks", get(stats::webhooks))
         .route("/orders/stats/orders", get(stats::orders))
+        .route("/shops/{shop_id}", get(shops::one))
+        .route("/products/{product_id}", get(products::one))
         .route("/events", get(events::list))
         .route("/events/{event_id}", get(events::one))
         .route_layer(middleware::from_fn_with_state(state, auth::require_token))

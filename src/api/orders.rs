@@ -11,14 +11,14 @@ use super::{
 use crate::{
     app::AppState,
     error::ApiError,
-    store::{HistoryEntry, OrderRecord, Page},
+    store::{HistoryEntry, OrderDetail, OrderRecord, Page},
 };
 
 pub async fn one(
     State(state): State<AppState>,
     Id(order_id): Id,
-) -> Result<Json<Data<OrderRecord>>, ApiError> {
-    match state.store.order(&order_id).await? {
+) -> Result<Json<Data<OrderDetail>>, ApiError> {
+    match state.store.order_detail(&order_id).await? {
         Some(order) => Ok(data(order)),
         None => Err(ApiError::not_found(format!("no order {order_id}"))),
     }

@@ -79,6 +79,15 @@ impl StoreError {
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
+/// Whether the app is authorized for a shop: yes unless deauthorized, and
+/// yes again once an event newer than the deauthorization arrives.
+pub fn authorized(last_activity_at: Option<i64>, deauthorized_at: Option<i64>) -> bool {
+    match deauthorized_at {
+        None => true,
+        Some(at) => last_activity_at.is_some_and(|activity| activity > at),
+    }
+}
+
 /// One backend per database, chosen by the URL.
 #[derive(Clone, Debug)]
 pub enum Store {
@@ -125,6 +134,19 @@ impl Store {
 
     pub async fn order(&self, order_id: &str) -> Result<Option<OrderRecord>> {
         dispatch!(self, s => s.order(order_id).await)
+    }
+
+    /// The order with its packages, cancellations, returns and refunds.
+    pub async fn order_detail(&self, order_id: &str) -> Result<Option<OrderDetail>> {
+        dispatch!(self, s => s.order_detail(order_id).await)
+    }
+
+    pub async fn product(&self, product_id: &str) -> Result<Option<ProductRecord>> {
+        dispatch!(self, s => s.product(product_id).await)
+    }
+
+    pub async fn shop(&self, shop_id: &str) -> Result<Option<ShopRecord>> {
+        dispatch!(self, s => s.shop(shop_id).await)
     }
 
     pub async fn order_history(&self, order_id: &str) -> Result<Vec<HistoryEntry>> {

@@ -101,6 +101,139 @@ pub struct EventRecord {
     pub raw_body: String,
 }
 
+/// A cancellation, return, reverse order or refund of one order.
+#[derive(Debug, Serialize)]
+pub struct RequestRecord {
+    #[serde(skip)]
+    pub kind: String,
+    pub request_id: String,
+    pub status: Option<String>,
+    pub role: Option<String>,
+    pub request_type: Option<String>,
+    /// Refunds: the total as TikTok's decimal text.
+    pub amount: Option<String>,
+    pub currency: Option<String>,
+    #[serde(serialize_with = "unix_rfc3339")]
+    pub update_time: Option<i64>,
+    pub last_event_id: String,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PackageRecord {
+    pub package_id: String,
+    pub sc_type: Option<String>,
+    pub role_type: Option<String>,
+    #[serde(serialize_with = "unix_rfc3339")]
+    pub update_time: Option<i64>,
+    pub invoice_status: Option<String>,
+    pub invalid_reason: Option<String>,
+    /// Every order the package holds (more than one after a combine).
+    pub order_ids: Vec<String>,
+}
+
+/// An order with everything known about it: the detail view of
+/// `GET /api/orders/:id`.
+#[derive(Debug, Serialize)]
+pub struct OrderDetail {
+    #[serde(flatten)]
+    pub order: OrderRecord,
+    pub packages: Vec<PackageRecord>,
+    pub cancellations: Vec<RequestRecord>,
+    pub returns: Vec<RequestRecord>,
+    pub reverse_orders: Vec<RequestRecord>,
+    pub refunds: Vec<RequestRecord>,
+}
+
+impl OrderDetail {
+    pub fn new(order: OrderRecord, packages: Vec<PackageRecord>) -> Self {
+        Self {
+            order,
+            packages,
+            cancellations: Vec::new(),
+            returns: Vec::new(),
+            reverse_orders: Vec::new(),
+            refunds: Vec::new(),
+        }
+    }
+
+    /// Files a request under its kind (as `RequestKind::as_str` names it).
+    pub fn add_request(&mut self, request: RequestRecord) {
+        let list = match request.kind.as_str() {
+            "cancellation" => &mut self.cancellations,
+            "return" => &mut self.returns,
+            "reverse_order" => &mut self.reverse_orders,
+            _ => &mut self.refunds,
+        };
+        list.push(request);
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ProductRecord {
+    pub product_id: String,
+    pub shop_id: Option<String>,
+    pub status: Option<String>,
+    pub suspended_reason: Option<String>,
+    #[serde(serialize_with = "unix_rfc3339")]
+    pub status_time: Option<i64>,
+    pub audit_status: Option<String>,
+    #[serde(serialize_with = "unix_rfc3339")]
+    pub audit_time: Option<i64>,
+    pub category_id: Option<String>,
+    pub previous_category_id: Option<String>,
+    #[serde(serialize_with = "unix_rfc3339")]
+    pub category_time: Option<i64>,
+    pub product_types: Vec<String>,
+    pub change_source: Option<String>,
+    pub changed_fields: Vec<String>,
+    /// The newest change of any kind: its topic and time.
+    pub last_change: Option<&'static str>,
+    #[serde(serialize_with = "unix_rfc3339")]
+    pub last_change_time: Option<i64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl ProductRecord {
+    /// Fills `last_change` from the newest of the aspect times.
+    pub fn with_last_change(mut self, creation: Option<i64>, information: Option<i64>) -> Self {
+        let aspects = [
+            ("product_creation", creation),
+            ("product_information_change", information),
+            ("product_status_change", self.status_time),
+            ("product_category_change", self.category_time),
+            ("product_audit_status_change", self.audit_time),
+        ];
+        if let Some((name, time)) = aspects
+            .into_iter()
+            .filter_map(|(n, t)| t.map(|t| (n, t)))
+            .max_by_key(|(_, t)| *t)
+        {
+            self.last_change = Some(name);
+            self.last_change_time = Some(time);
+        }
+        self
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub struct ShopRecord {
+    pub shop_id: String,
+    /// False after a deauthorization, until an event shows the app is back.
+    pub authorized: bool,
+    #[serde(serialize_with = "unix_rfc3339")]
+    pub deauthorized_at: Option<i64>,
+    #[serde(serialize_with = "unix_rfc3339")]
+    pub authorization_expires_at: Option<i64>,
+    #[serde(serialize_with = "unix_rfc3339")]
+    pub last_event_at: Option<i64>,
+    pub orders: i64,
+    pub events: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
 /// Stored JSON text as a raw value, so that numbers keep their exact digits.
 pub(super) fn raw_json(text: String) -> Result<Box<RawValue>, StoreError> {
     serde_json::from_str(&text).map_err(|_| StoreError::Corrupt("stored JSON is not valid".into()))

@@ -7,8 +7,10 @@
 //! down turns into quick 503s; a connection found broken is replaced on the
 //! next use, so the service recovers by itself when the database returns.
 //! Everything that decides between instances (dedupe, newest-wins) is done by
-//! the database in single statements; see `write.rs`.
+//! the database in single statements; see `write.rs` and `project.rs`.
 
+mod detail;
+mod project;
 mod read;
 mod write;
 

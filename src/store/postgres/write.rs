@@ -1,29 +1,31 @@
-//! The batch write: a handful of multi-row statements per transaction,
-//! whatever the batch size.
+//! The batch write: the dedupe insert as one multi-row statement, then the
+//! projections of the new events.
 //!
 //! Several instances write to one database at once, so two rules hold:
 //!
 //! - The database decides. Dedupe is `INSERT … ON CONFLICT (event_id) DO
-//!   UPDATE … RETURNING deliveries`, newest-wins is the `WHERE` of the order
-//!   upsert; nothing is read first and written after.
-//! - Rows are written in one fixed order: events by event id, then orders by
-//!   order id, then history. Two transactions that touch the same rows then
-//!   wait for each other instead of deadlocking.
+//!   UPDATE … RETURNING deliveries`; every projection is a conditional upsert
+//!   (see `project.rs`). Nothing is read first and written after.
+//! - Every transaction takes its row locks in one global order: events by
+//!   event id, then each projection table in a fixed sequence, its rows by
+//!   key. Two instances writing overlapping batches then wait for each other
+//!   instead of deadlocking.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
+use super::project::Ctx;
 use crate::{
     store::{
-        projection::{order_writes, processing_outcome, OrderWrite},
+        projection::{processing_outcome, writes, Write},
         Committed, Result, StoreError,
     },
     tiktok::Event,
 };
 
-type Tx<'c> = Transaction<'c, Postgres>;
+pub(super) type Tx<'c> = Transaction<'c, Postgres>;
 
 /// Stores a batch: each event once (copies within the batch or already
 /// stored only count deliveries), then the projections of the new ones.
@@ -63,95 +65,36 @@ pub async fn store_events(
         });
     }
 
-    let mut orders = Vec::new();
-    let mut history = Vec::new();
-    for event in fresh {
-        for write in order_writes(event) {
-            match Row::of(event, write) {
-                Row::Order(row) => orders.push(row),
-                Row::History(row) => history.push(row),
-            }
-        }
+    // A stable sort: the writes to one row keep their batch order, so the
+    // outcome is the one of applying the events one after the other; writes
+    // to different rows do not depend on each other.
+    let mut writes: Vec<(&Event, Write<'_>)> = fresh
+        .into_iter()
+        .flat_map(|event| writes(event).into_iter().map(move |w| (event, w)))
+        .collect();
+    writes.sort_by(|(a, x), (b, y)| lock_order(a, x).cmp(&lock_order(b, y)));
+    for (event, write) in &writes {
+        Ctx { event, now }.apply(tx, write).await?;
     }
-    for round in rounds(orders) {
-        upsert_orders(tx, &round, now).await?;
-    }
-    insert_history(tx, &history, now).await?;
     Ok(outcomes)
 }
 
-/// An [`OrderWrite`] flattened into the columns it sets.
-enum Row<'a> {
-    Order(OrderRow<'a>),
-    History(HistoryRow<'a>),
-}
-
-/// A status change (`status` set) or a touch (`status` empty).
-struct OrderRow<'a> {
-    order_id: &'a str,
-    shop_id: Option<&'a str>,
-    event_type: &'a str,
-    status: Option<&'a str>,
-    on_hold: Option<bool>,
-    update_time: Option<i64>,
-    /// The event that set the status, and its body.
-    event_id: Option<&'a str>,
-    data: Option<&'a str>,
-    address_updated_at: Option<i64>,
-}
-
-struct HistoryRow<'a> {
-    order_id: &'a str,
-    event_id: &'a str,
-    status: Option<&'a str>,
-    update_time: Option<i64>,
-}
-
-impl<'a> Row<'a> {
-    fn of(event: &'a Event, write: OrderWrite<'a>) -> Row<'a> {
-        let order = |order_id| OrderRow {
-            order_id,
-            shop_id: event.shop_id.as_ref().map(|s| s.as_str()),
-            event_type: event.event_type(),
-            status: None,
-            on_hold: None,
-            update_time: None,
-            event_id: None,
-            data: None,
-            address_updated_at: None,
-        };
-        match write {
-            OrderWrite::Status {
-                order_id,
-                status,
-                on_hold,
-                update_time,
-            } => Row::Order(OrderRow {
-                status: Some(status),
-                on_hold,
-                update_time,
-                event_id: Some(event.id.as_str()),
-                data: Some(event.raw_str()),
-                ..order(order_id)
-            }),
-            OrderWrite::Touch {
-                order_id,
-                address_updated_at,
-            } => Row::Order(OrderRow {
-                address_updated_at,
-                ..order(order_id)
-            }),
-            OrderWrite::History {
-                order_id,
-                status,
-                update_time,
-            } => Row::History(HistoryRow {
-                order_id,
-                event_id: event.id.as_str(),
-                status,
-                update_time,
-            }),
+/// Where a write falls in the global lock order: its table's place, then the
+/// row's key. A package's `package_orders` rows are only written under its
+/// `packages` row, and a history line belongs to one new event, so neither
+/// needs a place of its own.
+fn lock_order<'a>(event: &'a Event, write: &Write<'a>) -> (u8, &'a str, &'a str, &'a str) {
+    match write {
+        Write::OrderStatus { order_id, .. } | Write::OrderTouch { order_id, .. } => {
+            (0, order_id, "", "")
         }
+        Write::OrderHistory { order_id, .. } => (1, order_id, "", ""),
+        Write::Request(r) => (2, r.order_id, r.kind.as_str(), r.request_id),
+        Write::Package { package_id, .. } | Write::Invoice { package_id, .. } => {
+            (3, package_id, "", "")
+        }
+        Write::Product { product_id, .. } => (4, product_id, "", ""),
+        Write::Shop(_) => (5, event.shop_id.as_ref().map_or("", |s| s.as_str()), "", ""),
     }
 }
 
@@ -196,109 +139,4 @@ async fn insert_events(
     .fetch_all(&mut **tx)
     .await?;
     Ok(totals.into_iter().collect())
-}
-
-/// Splits order rows into rounds: round `n` holds the `n`-th write to each
-/// order, in batch order. No statement then changes a row twice (which
-/// PostgreSQL refuses), each order's writes keep their order, and round 0,
-/// which holds every order of the batch, takes all the row locks; later
-/// rounds only revisit rows already locked.
-fn rounds(rows: Vec<OrderRow<'_>>) -> Vec<Vec<OrderRow<'_>>> {
-    let mut rounds: Vec<Vec<_>> = Vec::new();
-    let mut per_order: HashMap<&str, usize> = HashMap::new();
-    for row in rows {
-        let n = per_order.entry(row.order_id).or_insert(0);
-        if rounds.len() <= *n {
-            rounds.push(Vec::new());
-        }
-        rounds[*n].push(row);
-        *n += 1;
-    }
-    rounds
-}
-
-/// One round of status changes and touches, one row per order, in one
-/// statement. A row with a status is a [`OrderWrite::Status`]: applied only
-/// when its `update_time` is not older than the stored one. A row without one
-/// is a [`OrderWrite::Touch`]: the order exists afterwards, the shop is
-/// filled in if unknown, `address_updated_at` only moves forward.
-async fn upsert_orders<'a>(
-    tx: &mut Tx<'_>,
-    round: &[OrderRow<'a>],
-    now: DateTime<Utc>,
-) -> Result<()> {
-    let text = |f: fn(&OrderRow<'a>) -> Option<&'a str>| round.iter().map(f).collect::<Vec<_>>();
-    let number = |f: fn(&OrderRow<'a>) -> Option<i64>| round.iter().map(f).collect::<Vec<_>>();
-    sqlx::query(
-        "INSERT INTO tiktok_orders AS o (order_id, shop_id, event_type, order_status, is_on_hold,
-             update_time, last_event_id, order_data, address_updated_at, processed, created_at,
-             updated_at)
-         SELECT w.order_id, w.shop_id, w.event_type, w.status, w.on_hold, w.update_time,
-             w.event_id, json_or_null(w.data), w.address_updated_at, true, $10, $10
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[], $6::bigint[],
-                     $7::text[], $8::text[], $9::bigint[])
-             AS w(order_id, shop_id, event_type, status, on_hold, update_time, event_id, data,
-                  address_updated_at)
-         ORDER BY w.order_id
-         ON CONFLICT (order_id) DO UPDATE SET
-             shop_id = CASE WHEN excluded.order_status IS NULL
-                 THEN COALESCE(o.shop_id, excluded.shop_id)
-                 ELSE COALESCE(excluded.shop_id, o.shop_id) END,
-             event_type = CASE WHEN excluded.order_status IS NULL
-                 THEN o.event_type ELSE excluded.event_type END,
-             order_status = COALESCE(excluded.order_status, o.order_status),
-             is_on_hold = COALESCE(excluded.is_on_hold, o.is_on_hold),
-             update_time = COALESCE(excluded.update_time, o.update_time),
-             last_event_id = COALESCE(excluded.last_event_id, o.last_event_id),
-             order_data = CASE WHEN excluded.order_status IS NULL
-                 THEN o.order_data ELSE excluded.order_data END,
-             address_updated_at = GREATEST(o.address_updated_at, excluded.address_updated_at),
-             updated_at = excluded.updated_at
-         WHERE excluded.order_status IS NULL
-             OR o.update_time IS NULL
-             OR excluded.update_time IS NULL
-             OR excluded.update_time >= o.update_time",
-    )
-    .bind(text(|r| Some(r.order_id)))
-    .bind(text(|r| r.shop_id))
-    .bind(text(|r| Some(r.event_type)))
-    .bind(text(|r| r.status))
-    .bind(round.iter().map(|r| r.on_hold).collect::<Vec<_>>())
-    .bind(number(|r| r.update_time))
-    .bind(text(|r| r.event_id))
-    .bind(text(|r| r.data))
-    .bind(number(|r| r.address_updated_at))
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
-}
-
-/// Every status event's line in its order's history, applied or not. Lines
-/// of one order keep their batch order, which breaks ties in `update_time`.
-async fn insert_history(
-    tx: &mut Tx<'_>,
-    history: &[HistoryRow<'_>],
-    now: DateTime<Utc>,
-) -> Result<()> {
-    if history.is_empty() {
-        return Ok(());
-    }
-    sqlx::query(
-        "INSERT INTO order_status_history (order_id, event_id, order_status, update_time,
-             received_at)
-         SELECT h.order_id, h.event_id, h.status, h.update_time, $5
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY
-             AS h(order_id, event_id, status, update_time, n)
-         ORDER BY h.order_id, h.n
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(history.iter().map(|h| h.order_id).collect::<Vec<_>>())
-    .bind(history.iter().map(|h| h.event_id).collect::<Vec<_>>())
-    .bind(history.iter().map(|h| h.status).collect::<Vec<_>>())
-    .bind(history.iter().map(|h| h.update_time).collect::<Vec<_>>())
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }

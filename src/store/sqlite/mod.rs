@@ -6,22 +6,21 @@
 
 use std::{path::Path, str::FromStr, time::Duration};
 
-use chrono::Utc;
 use sqlx::{
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
     },
-    Pool, Row, Sqlite, Transaction,
+    Pool, Row, Sqlite,
 };
 
 use super::{
-    projection::{order_writes, processing_outcome, OrderWrite},
-    raw_json,
-    time::{from_text, to_text},
-    Committed, EventFilter, EventRecord, HistoryEntry, OrderRecord, OrderStat, Page, Result,
-    StoreError, WebhookStat,
+    raw_json, time::from_text, Committed, EventFilter, EventRecord, HistoryEntry, OrderRecord,
+    OrderStat, Page, Result, StoreError, WebhookStat,
 };
 use crate::tiktok::Event;
+
+mod detail;
+mod write;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
@@ -78,7 +77,7 @@ impl SqliteStore {
         let mut tx = self.writer.begin().await?;
         let mut outcomes = Vec::with_capacity(events.len());
         for event in events {
-            outcomes.push(store_event(&mut tx, event).await?);
+            outcomes.push(write::store_event(&mut tx, event).await?);
         }
         tx.commit().await?;
         Ok(outcomes)
@@ -201,133 +200,6 @@ impl SqliteStore {
             .await?;
         row.map(|r| event_record(&r)).transpose()
     }
-}
-
-/// Inserts one event, or counts one more delivery of a known one; applies the
-/// projections only for a new event. The database decides which it is.
-async fn store_event(tx: &mut Transaction<'_, Sqlite>, event: &Event) -> Result<Committed> {
-    let now = to_text(Utc::now());
-    let (success, error) = processing_outcome(event);
-    let deliveries: i64 = sqlx::query_scalar(
-        "INSERT INTO webhook_events (event_id, type, event_type, shop_id, order_id, payload,
-             signature, timestamp, received_at, last_received_at, processed, success, error_message)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9, 1, ?10, ?11)
-         ON CONFLICT (event_id) DO UPDATE SET
-             deliveries = deliveries + 1, last_received_at = excluded.last_received_at
-         RETURNING deliveries",
-    )
-    .bind(event.id.as_str())
-    .bind(event.type_code)
-    .bind(event.event_type())
-    .bind(event.shop_id.as_ref().map(|s| s.as_str()))
-    .bind(event.order_id().map(|s| s.as_str()))
-    .bind(event.raw_str())
-    .bind(None::<String>)
-    .bind(event.timestamp)
-    .bind(&now)
-    .bind(success)
-    .bind(error)
-    .fetch_one(&mut **tx)
-    .await?;
-    if deliveries > 1 {
-        return Ok(Committed {
-            duplicate: true,
-            deliveries,
-        });
-    }
-    for write in order_writes(event) {
-        apply_order_write(tx, event, &write, &now).await?;
-    }
-    Ok(Committed {
-        duplicate: false,
-        deliveries,
-    })
-}
-
-async fn apply_order_write(
-    tx: &mut Transaction<'_, Sqlite>,
-    event: &Event,
-    write: &OrderWrite<'_>,
-    now: &str,
-) -> Result<()> {
-    let shop_id = event.shop_id.as_ref().map(|s| s.as_str());
-    match *write {
-        OrderWrite::Status {
-            order_id,
-            status,
-            on_hold,
-            update_time,
-        } => {
-            sqlx::query(
-                "INSERT INTO tiktok_orders (order_id, shop_id, event_type, order_status, is_on_hold,
-                     update_time, last_event_id, order_data, processed, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9)
-                 ON CONFLICT (order_id) DO UPDATE SET
-                     shop_id = COALESCE(excluded.shop_id, tiktok_orders.shop_id),
-                     event_type = excluded.event_type,
-                     order_status = excluded.order_status,
-                     is_on_hold = COALESCE(excluded.is_on_hold, tiktok_orders.is_on_hold),
-                     update_time = COALESCE(excluded.update_time, tiktok_orders.update_time),
-                     last_event_id = excluded.last_event_id,
-                     order_data = excluded.order_data,
-                     updated_at = excluded.updated_at
-                 WHERE tiktok_orders.update_time IS NULL
-                     OR excluded.update_time IS NULL
-                     OR excluded.update_time >= tiktok_orders.update_time",
-            )
-            .bind(order_id)
-            .bind(shop_id)
-            .bind(event.event_type())
-            .bind(status)
-            .bind(on_hold)
-            .bind(update_time)
-            .bind(event.id.as_str())
-            .bind(event.raw_str())
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        }
-        OrderWrite::History {
-            order_id,
-            status,
-            update_time,
-        } => {
-            sqlx::query(
-                "INSERT INTO order_status_history (order_id, event_id, order_status, update_time, received_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-            )
-            .bind(order_id)
-            .bind(event.id.as_str())
-            .bind(status)
-            .bind(update_time)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        }
-        OrderWrite::Touch {
-            order_id,
-            address_updated_at,
-        } => {
-            sqlx::query(
-                "INSERT INTO tiktok_orders (order_id, shop_id, event_type, address_updated_at,
-                     processed, created_at, updated_at)
-                 VALUES (?1, ?2, ?3, ?4, 1, ?5, ?5)
-                 ON CONFLICT (order_id) DO UPDATE SET
-                     shop_id = COALESCE(tiktok_orders.shop_id, excluded.shop_id),
-                     address_updated_at = MAX(COALESCE(tiktok_orders.address_updated_at, excluded.address_updated_at),
-                                              COALESCE(excluded.address_updated_at, tiktok_orders.address_updated_at)),
-                     updated_at = excluded.updated_at",
-            )
-            .bind(order_id)
-            .bind(shop_id)
-            .bind(event.event_type())
-            .bind(address_updated_at)
-            .bind(now)
-            .execute(&mut **tx)
-            .await?;
-        }
-    }
-    Ok(())
 }
 
 const ORDER_COLUMNS: &str = "SELECT order_id, shop_id, event_type, order_status, is_on_hold,
