@@ -3,78 +3,30 @@
 
 mod support;
 
-use std::{
-    net::TcpListener,
-    path::Path,
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::process::Command;
 
-use support::*;
+use support::{process::*, *};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tiktok-webhook");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `serve` in `dir` with only the given variables set.
-fn start(dir: &Path, port: u16, vars: &[(&str, &str)]) -> Child {
-    let mut command = Command::new(BIN);
-    command
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PORT", port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in vars {
-        command.env(k, v);
-    }
-    command.spawn().expect("the binary starts")
-}
-
-async fn wait_healthy(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let url = format!("http://127.0.0.1:{port}/health");
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(&url).await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the server did not become healthy within 30 s");
-}
-
-fn production_vars(dir: &Path) -> Vec<(&'static str, String)> {
+fn production_vars(database_url: &str) -> Vec<(&'static str, String)> {
     vec![
         ("APP_ENV", "production".into()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}/db.sqlite", dir.display()),
-        ),
+        ("DATABASE_URL", database_url.into()),
         ("TIKTOK_APP_KEY", APP_KEY.into()),
         ("TIKTOK_APP_SECRET", APP_SECRET.into()),
         ("API_TOKENS", API_TOKEN.into()),
     ]
 }
 
-#[tokio::test]
-async fn an_acknowledged_event_survives_sigkill() {
+fn as_refs<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+async fn an_acknowledged_event_survives_sigkill(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let vars = production_vars(dir.path());
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let port = free_port();
-    let mut server = start(dir.path(), port, &vars);
-    wait_healthy(port).await;
+    let (url, _database) = fresh_database(db, dir.path()).await;
+    let vars = production_vars(&url);
+    let mut server = Server::start(dir.path(), &as_refs(&vars));
+    server.wait_healthy().await;
 
     let client = reqwest::Client::new();
     let mut acknowledged = Vec::new();
@@ -82,7 +34,7 @@ async fn an_acknowledged_event_survives_sigkill() {
         let event_id = format!("74000000000001{i:05}");
         let body = status_event(&event_id, &format!("57800000000001{i:05}"), "UNPAID", now());
         let response = client
-            .post(format!("http://127.0.0.1:{port}/webhook/tiktok"))
+            .post(server.url("/webhook/tiktok"))
             .header(
                 "authorization",
                 tiktok_webhook::tiktok::signature::sign(APP_KEY, APP_SECRET, body.as_bytes()),
@@ -95,15 +47,13 @@ async fn an_acknowledged_event_survives_sigkill() {
         acknowledged.push(event_id);
     }
     // No pause, no graceful stop: the process dies right after the last 200.
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
 
-    let port = free_port();
-    let mut server = start(dir.path(), port, &vars);
-    wait_healthy(port).await;
+    let server = Server::start(dir.path(), &as_refs(&vars));
+    server.wait_healthy().await;
     for event_id in &acknowledged {
         let response = client
-            .get(format!("http://127.0.0.1:{port}/api/events/{event_id}"))
+            .get(server.url(&format!("/api/events/{event_id}")))
             .bearer_auth(API_TOKEN)
             .send()
             .await
@@ -114,9 +64,9 @@ async fn an_acknowledged_event_survives_sigkill() {
             "event {event_id} was acknowledged and must be stored"
         );
     }
-    server.kill().unwrap();
-    server.wait().unwrap();
 }
+
+on_both_databases!(an_acknowledged_event_survives_sigkill);
 
 #[tokio::test]
 async fn a_fresh_start_prints_a_send_command_and_token_that_work() {
@@ -128,12 +78,11 @@ async fn a_fresh_start_prints_a_send_command_and_token_that_work() {
             .join("tests/data/events/01-order-status-change.json"),
     )
     .unwrap();
-    let port = free_port();
-    let mut server = start(dir.path(), port, &[]);
-    wait_healthy(port).await;
+    let mut server = Server::start(dir.path(), &[]);
+    server.wait_healthy().await;
 
     // The help text is printed before serving; read it from stdout.
-    let mut stdout = server.stdout.take().unwrap();
+    let mut stdout = server.child.stdout.take().unwrap();
     let mut text = String::new();
     let mut buf = [0u8; 4096];
     use std::io::Read;
@@ -162,7 +111,7 @@ async fn a_fresh_start_prints_a_send_command_and_token_that_work() {
         .args(["send", file])
         .current_dir(dir.path())
         .env_clear()
-        .env("PORT", port.to_string())
+        .env("PORT", server.port.to_string())
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&send.stdout);
@@ -170,14 +119,10 @@ async fn a_fresh_start_prints_a_send_command_and_token_that_work() {
     assert!(out.starts_with("200"), "{out}");
 
     let order = reqwest::Client::new()
-        .get(format!(
-            "http://127.0.0.1:{port}/api/orders/578112345609871201"
-        ))
+        .get(server.url("/api/orders/578112345609871201"))
         .bearer_auth(&token)
         .send()
         .await
         .unwrap();
     assert_eq!(order.status(), 200);
-    server.kill().unwrap();
-    server.wait().unwrap();
 }
