@@ -3,6 +3,7 @@
 //! loading.
 #![allow(dead_code, unused_imports, unused_macros)]
 
+pub mod cluster;
 pub mod postgres;
 pub mod process;
 
@@ -103,8 +104,19 @@ pub async fn spawn_app(db: Db) -> TestApp {
 pub async fn spawn_app_with(db: Db, extra: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
     let (url, database) = fresh_database(db, dir.path()).await;
+    let mut app = spawn_app_at(&url, extra, dir).await;
+    app.database = database;
+    app
+}
+
+/// An app on the database at `database_url`, which the caller owns.
+pub async fn spawn_app_at(
+    database_url: &str,
+    extra: &[(&str, &str)],
+    dir: tempfile::TempDir,
+) -> TestApp {
     let clock = Clock::system();
-    let app = Application::build_with_clock(settings(&url, extra), clock.clone())
+    let app = Application::build_with_clock(settings(database_url, extra), clock.clone())
         .await
         .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -123,7 +135,7 @@ pub async fn spawn_app_with(db: Db, extra: &[(&str, &str)]) -> TestApp {
         dir,
         shutdown: Some(shutdown),
         task: Some(task),
-        database,
+        database: None,
     }
 }
 
