@@ -40,7 +40,7 @@ async fn a_gzip_bomb_is_refused_with_413_and_nothing_stored(db: Db) {
     let app = spawn_app(db).await;
     let mut bomb =
         status_event("7400000000000000502", "578000000000000502", "UNPAID", now()).into_bytes();
-    bomb.extend(std::iter::repeat_n(b' ', 64 << 20));
+    bomb.resize(bomb.len() + (64 << 20), b' ');
     let response = post_gzip(&app, &bomb, gzip(&bomb)).await;
     assert_eq!(response.status(), 413);
     assert_eq!(app.get("/api/events/7400000000000000502").await.0, 404);

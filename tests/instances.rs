@@ -57,7 +57,7 @@ async fn two_instances_store_each_of_fifty_events_once_and_keep_the_newest_state
             let order_id = format!("5780000000090{order:02}");
             let update_time = base + 60 * step as i64;
             let body = status_event(&event_id, &order_id, status, update_time);
-            deliveries.extend(std::iter::repeat_n(body, DELIVERIES));
+            deliveries.extend(std::iter::repeat(body).take(DELIVERIES));
         }
     }
     deliveries.shuffle(&mut StdRng::seed_from_u64(7));
