@@ -4,6 +4,8 @@
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
+use tokio::sync::{watch, Notify};
+
 use axum::{
     middleware,
     routing::{get, post},
@@ -22,6 +24,7 @@ use crate::{
     config::Settings,
     error::{render_errors, ApiError},
     health, intake,
+    queue::{self, EventHandler, Queue, QueueHandle},
     store::{writer::Writer, Store},
     telemetry::{self, RequestDone, RequestSpan},
     tiktok::WebhookVerifier,
@@ -35,6 +38,8 @@ pub struct AppState {
     pub writer: Writer,
     pub verifier: Arc<WebhookVerifier>,
     pub clock: Clock,
+    /// Wakes this instance's queue workers (new events, manual retries).
+    pub queue_wake: Arc<Notify>,
 }
 
 /// The whole HTTP surface. A plain function, so tests can drive it
@@ -69,19 +74,40 @@ pub struct Application {
     listener: TcpListener,
     state: AppState,
     writer_task: JoinHandle<()>,
+    queue: QueueHandle,
 }
 
 impl Application {
     /// Opens the store (migrating it), starts the writer and binds the
     /// listener; port 0 picks a free port, read back with [`Self::port`].
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
-        Self::build_with_clock(settings, Clock::system()).await
+        Self::build_with(settings, Clock::system(), None).await
     }
 
     pub async fn build_with_clock(settings: Settings, clock: Clock) -> anyhow::Result<Self> {
+        Self::build_with(settings, clock, None).await
+    }
+
+    /// Builds with the seller's own [`EventHandler`], run for every stored
+    /// event from the processing queue (before the forwarder, if any).
+    pub async fn build_with(
+        settings: Settings,
+        clock: Clock,
+        handler: Option<Arc<dyn EventHandler>>,
+    ) -> anyhow::Result<Self> {
         telemetry::metrics_handle();
         let store = Store::open(&settings.database, settings.pool()).await?;
-        let (writer, writer_task) = Writer::spawn(store.clone());
+        let stored = Arc::new(Notify::new());
+        let (writer, writer_task) = Writer::spawn(store.clone(), stored.clone());
+        let handler = queue::handler_for(&settings, handler)?;
+        let queue = Queue::new(
+            store.clone(),
+            handler,
+            settings.queue,
+            clock.clone(),
+            stored.clone(),
+        )
+        .start();
         let verifier = WebhookVerifier::new(
             settings.app_key.clone(),
             settings.app_secret.clone(),
@@ -94,11 +120,13 @@ impl Application {
             writer,
             verifier: Arc::new(verifier),
             clock,
+            queue_wake: stored,
         };
         Ok(Self {
             listener,
             state,
             writer_task,
+            queue,
         })
     }
 
@@ -110,7 +138,10 @@ impl Application {
         &self.state
     }
 
-    /// Serves until `shutdown` completes, then drains and closes.
+    /// Serves until `shutdown` completes, then stops within
+    /// `SHUTDOWN_TIMEOUT`: no new connections, requests in flight finish,
+    /// the writer commits what it holds, running jobs end or give their
+    /// lease back, the database closes.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -119,19 +150,47 @@ impl Application {
             listener,
             state,
             writer_task,
+            queue,
         } = self;
         let store = state.store.clone();
+        let bound = state.settings.queue.shutdown;
+        let (stopping, stop_seen) = watch::channel(false);
+        tokio::spawn(async move {
+            shutdown.await;
+            let _ = stopping.send(true);
+        });
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await?;
+        let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_seen.clone()));
+        let expired = async {
+            stopped(stop_seen.clone()).await;
+            tokio::time::sleep(bound).await;
+        };
+        let serving = async {
+            tokio::select! {
+                result = server => result.map_err(anyhow::Error::from),
+                () = expired => {
+                    tracing::warn!("requests still open at the shutdown bound; closing them");
+                    Ok(())
+                }
+            }
+        };
+        let queue_stopping = async {
+            stopped(stop_seen.clone()).await;
+            queue.stop().await;
+        };
+        let (served, ()) = tokio::join!(serving, queue_stopping);
+        served?;
         // The router (and with it every Writer handle) is gone: the writer
-        // finishes what it holds and stops.
-        let _ = writer_task.await;
+        // commits what it holds and stops.
+        let _ = tokio::time::timeout(bound, writer_task).await;
         store.close().await;
         tracing::info!("stopped");
         Ok(())
     }
+}
+
+async fn stopped(mut seen: watch::Receiver<bool>) {
+    let _ = seen.wait_for(|stop| *stop).await;
 }
 
 /// Completes on SIGTERM or Ctrl-C.

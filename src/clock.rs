@@ -21,6 +21,10 @@ impl Clock {
         chrono::Utc::now().timestamp() + self.offset_secs.load(Ordering::Relaxed)
     }
 
+    pub fn now(&self) -> chrono::DateTime<chrono::Utc> {
+        chrono::Utc::now() + chrono::Duration::seconds(self.offset_secs.load(Ordering::Relaxed))
+    }
+
     /// Moves this clock (and its clones) forward by `secs`.
     pub fn advance(&self, secs: i64) {
         self.offset_secs.fetch_add(secs, Ordering::Relaxed);

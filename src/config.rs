@@ -10,6 +10,8 @@ use std::{collections::HashMap, net::IpAddr, path::PathBuf, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
+use crate::queue::{QueueSettings, RetryPolicy};
+
 pub use dev_credentials::Generated;
 
 /// The one error type of configuration: a line naming the variable.
@@ -134,6 +136,12 @@ pub struct Settings {
     /// the database is down every write waits this long, so it bounds how
     /// fast TikTok hears 503; keep it well under `INTAKE_TIMEOUT`.
     pub db_acquire_timeout: Duration,
+    /// `FORWARD_TIMEOUT`: how long one forward may take.
+    pub forward_timeout: Duration,
+    /// The processing queue: `QUEUE_WORKERS`, `QUEUE_BATCH`, `JOB_LEASE`,
+    /// `QUEUE_POLL_INTERVAL`, `RETRY_MAX_ATTEMPTS`, `RETRY_MAX_AGE`,
+    /// `RETRY_BASE_DELAY`, `RETRY_MAX_DELAY`, `SHUTDOWN_TIMEOUT`.
+    pub queue: QueueSettings,
     /// Which credentials were generated for development (printed at start).
     pub generated: Generated,
 }
@@ -237,12 +245,14 @@ impl Settings {
             },
             rate_limit_max: parse_or("RATE_LIMIT_MAX", get("RATE_LIMIT_MAX"), 100)?,
             rate_limit_window: duration("RATE_LIMIT_WINDOW", get("RATE_LIMIT_WINDOW"), "15m")?,
-            forward_url: get("FORWARD_URL").map(str::to_owned),
+            forward_url: forward_url(&env_vars)?,
             webhook_secret: get("WEBHOOK_SECRET").map(|s| SecretString::from(s.to_owned())),
             body_limit: parse_or("WEBHOOK_BODY_LIMIT", get("WEBHOOK_BODY_LIMIT"), 4 << 20)?,
             intake_timeout: duration("INTAKE_TIMEOUT", get("INTAKE_TIMEOUT"), "2s")?,
             db_pool_size: parse_or("DB_POOL_SIZE", get("DB_POOL_SIZE"), 8)?,
             db_acquire_timeout: duration("DB_ACQUIRE_TIMEOUT", get("DB_ACQUIRE_TIMEOUT"), "500ms")?,
+            forward_timeout: duration("FORWARD_TIMEOUT", get("FORWARD_TIMEOUT"), "10s")?,
+            queue: queue_settings(&env_vars)?,
             generated,
         })
     }
@@ -313,8 +323,73 @@ impl Settings {
             ("INTAKE_TIMEOUT", humanize(self.intake_timeout)),
             ("DB_POOL_SIZE", self.db_pool_size.to_string()),
             ("DB_ACQUIRE_TIMEOUT", humanize(self.db_acquire_timeout)),
+            ("FORWARD_TIMEOUT", humanize(self.forward_timeout)),
+            ("QUEUE_WORKERS", self.queue.workers.to_string()),
+            ("QUEUE_BATCH", self.queue.batch.to_string()),
+            ("JOB_LEASE", humanize(self.queue.lease)),
+            ("QUEUE_POLL_INTERVAL", humanize(self.queue.poll)),
+            (
+                "RETRY_MAX_ATTEMPTS",
+                self.queue.retry.max_attempts.to_string(),
+            ),
+            ("RETRY_MAX_AGE", humanize(self.queue.retry.max_age)),
+            ("RETRY_BASE_DELAY", humanize(self.queue.retry.base_delay)),
+            ("RETRY_MAX_DELAY", humanize(self.queue.retry.max_delay)),
+            ("SHUTDOWN_TIMEOUT", humanize(self.queue.shutdown)),
         ]
     }
+}
+
+fn queue_settings(vars: &EnvVars<'_>) -> Result<QueueSettings, ConfigError> {
+    let get = |name: &str| vars.get(name);
+    let settings = QueueSettings {
+        workers: parse_or("QUEUE_WORKERS", get("QUEUE_WORKERS"), 4)?,
+        batch: parse_or("QUEUE_BATCH", get("QUEUE_BATCH"), 16)?,
+        lease: duration("JOB_LEASE", get("JOB_LEASE"), "60s")?,
+        poll: duration("QUEUE_POLL_INTERVAL", get("QUEUE_POLL_INTERVAL"), "1s")?,
+        retry: RetryPolicy {
+            max_attempts: parse_or("RETRY_MAX_ATTEMPTS", get("RETRY_MAX_ATTEMPTS"), 12)?,
+            max_age: duration("RETRY_MAX_AGE", get("RETRY_MAX_AGE"), "24h")?,
+            base_delay: duration("RETRY_BASE_DELAY", get("RETRY_BASE_DELAY"), "10s")?,
+            max_delay: duration("RETRY_MAX_DELAY", get("RETRY_MAX_DELAY"), "1h")?,
+        },
+        shutdown: duration("SHUTDOWN_TIMEOUT", get("SHUTDOWN_TIMEOUT"), "30s")?,
+    };
+    if settings.workers == 0 {
+        return Err(error("QUEUE_WORKERS", "must be at least 1"));
+    }
+    if settings.batch < 1 {
+        return Err(error("QUEUE_BATCH", "must be at least 1"));
+    }
+    if settings.retry.max_attempts < 1 {
+        return Err(error("RETRY_MAX_ATTEMPTS", "must be at least 1"));
+    }
+    if settings.retry.max_delay < settings.retry.base_delay {
+        return Err(error(
+            "RETRY_MAX_DELAY",
+            "must not be shorter than RETRY_BASE_DELAY",
+        ));
+    }
+    Ok(settings)
+}
+
+/// `FORWARD_URL` must be an http(s) URL, and forwarding needs
+/// `WEBHOOK_SECRET` to sign with.
+fn forward_url(vars: &EnvVars<'_>) -> Result<Option<String>, ConfigError> {
+    let Some(url) = vars.get("FORWARD_URL") else {
+        return Ok(None);
+    };
+    match reqwest::Url::parse(url) {
+        Ok(parsed) if matches!(parsed.scheme(), "http" | "https") => {}
+        _ => return Err(error("FORWARD_URL", "must be an http:// or https:// URL")),
+    }
+    if vars.get("WEBHOOK_SECRET").is_none() {
+        return Err(error(
+            "WEBHOOK_SECRET",
+            "must be set when FORWARD_URL is: forwarded events are signed with it",
+        ));
+    }
+    Ok(Some(url.to_owned()))
 }
 
 fn production_checks(
@@ -515,6 +590,19 @@ mod tests {
         v.remove("DATABASE_URL");
         let s = Settings::load(&v).unwrap();
         assert_eq!(s.database.masked(), "postgres://postgres:***@db:5432/shop");
+    }
+
+    #[test]
+    fn forwarding_needs_a_secret_and_a_real_url() {
+        let e = Settings::load(&production(&[("FORWARD_URL", "https://example.test/hook")]))
+            .unwrap_err();
+        assert_eq!(e.variable, "WEBHOOK_SECRET");
+        let e = Settings::load(&production(&[
+            ("FORWARD_URL", "ftp://x"),
+            ("WEBHOOK_SECRET", "s"),
+        ]))
+        .unwrap_err();
+        assert_eq!(e.variable, "FORWARD_URL");
     }
 
     #[test]

@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod health;
 pub mod intake;
+pub mod queue;
 pub mod store;
 pub mod telemetry;
 pub mod tiktok;

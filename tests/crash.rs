@@ -3,9 +3,12 @@
 
 mod support;
 
-use std::process::Command;
+use std::{
+    process::Command,
+    time::{Duration, Instant},
+};
 
-use support::{process::*, *};
+use support::{process::*, receiver::*, *};
 
 fn production_vars(database_url: &str) -> Vec<(&'static str, String)> {
     vec![
@@ -66,8 +69,6 @@ async fn an_acknowledged_event_survives_sigkill(db: Db) {
     }
 }
 
-on_both_databases!(an_acknowledged_event_survives_sigkill);
-
 #[tokio::test]
 async fn a_fresh_start_prints_a_send_command_and_token_that_work() {
     let dir = tempfile::tempdir().unwrap();
@@ -126,3 +127,171 @@ async fn a_fresh_start_prints_a_send_command_and_token_that_work() {
         .unwrap();
     assert_eq!(order.status(), 200);
 }
+
+fn forwarding_vars(
+    database_url: &str,
+    receiver: &Receiver,
+    extra: &[(&str, &str)],
+) -> Vec<(String, String)> {
+    let mut vars: Vec<(String, String)> = production_vars(database_url)
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+    vars.push(("FORWARD_URL".into(), receiver.url.clone()));
+    vars.push(("WEBHOOK_SECRET".into(), "forward-secret".into()));
+    vars.push(("QUEUE_POLL_INTERVAL".into(), "100ms".into()));
+    vars.push(("FORWARD_TIMEOUT".into(), "60s".into()));
+    for (k, v) in extra {
+        vars.push((k.to_string(), v.to_string()));
+    }
+    vars
+}
+
+fn string_refs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+    vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+async fn send_signed(port: u16, body: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}/webhook/tiktok"))
+        .header(
+            "authorization",
+            tiktok_webhook::tiktok::signature::sign(APP_KEY, APP_SECRET, body.as_bytes()),
+        )
+        .body(body.to_owned())
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+async fn event_json(port: u16, event_id: &str, path: &str) -> serde_json::Value {
+    reqwest::Client::new()
+        .get(format!(
+            "http://127.0.0.1:{port}/api/events/{event_id}{path}"
+        ))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+async fn wait_status(port: u16, event_id: &str, status: &str, within: Duration) -> bool {
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline {
+        if event_json(port, event_id, "").await["data"]["status"] == status {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
+}
+
+async fn a_job_killed_mid_flight_completes_after_its_lease_exactly_once(db: Db) {
+    let receiver = Receiver::start(|n| {
+        if n == 0 {
+            Answer::Hang
+        } else {
+            Answer::Status(200)
+        }
+    })
+    .await;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _database) = fresh_database(db, dir.path()).await;
+    let vars = forwarding_vars(&url, &receiver, &[("JOB_LEASE", "2s")]);
+    let mut server = Server::start(dir.path(), &string_refs(&vars));
+    server.wait_healthy().await;
+    let port = server.port;
+
+    let body = status_event("7400000000000000701", "578000000000000701", "UNPAID", now());
+    assert_eq!(send_signed(port, &body).await, 200);
+    assert_eq!(
+        receiver
+            .wait_for_calls(1, Duration::from_secs(20))
+            .await
+            .len(),
+        1
+    );
+    // The worker is inside the forward call: kill it there.
+    server.kill();
+    let killed_at = Instant::now();
+
+    let server = Server::start(dir.path(), &string_refs(&vars));
+    server.wait_healthy().await;
+    let port = server.port;
+    assert!(wait_status(port, "7400000000000000701", "done", Duration::from_secs(30)).await);
+    let calls = receiver.calls();
+    assert_eq!(calls.len(), 2, "tried again once, after the lease ran out");
+    assert!(calls[1].at - killed_at >= Duration::from_millis(500));
+    assert_eq!(receiver.delivered(), 1, "delivered exactly once");
+    let attempts = event_json(port, "7400000000000000701", "/attempts").await;
+    let outcomes: Vec<&str> = attempts["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["outcome"].as_str().unwrap())
+        .collect();
+    assert_eq!(outcomes, ["success"]);
+}
+
+async fn sigterm_stops_within_the_bound_and_gives_the_lease_back(db: Db) {
+    let receiver = Receiver::start(|_| Answer::Hang).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _database) = fresh_database(db, dir.path()).await;
+    let vars = forwarding_vars(
+        &url,
+        &receiver,
+        &[("JOB_LEASE", "10m"), ("SHUTDOWN_TIMEOUT", "1s")],
+    );
+    let mut server = Server::start(dir.path(), &string_refs(&vars));
+    server.wait_healthy().await;
+    let port = server.port;
+    let body = status_event("7400000000000000702", "578000000000000702", "UNPAID", now());
+    assert_eq!(send_signed(port, &body).await, 200);
+    assert_eq!(
+        receiver
+            .wait_for_calls(1, Duration::from_secs(20))
+            .await
+            .len(),
+        1
+    );
+
+    let asked = Instant::now();
+    let pid = server.child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "a graceful stop exits 0");
+    assert!(
+        asked.elapsed() < Duration::from_secs(8),
+        "stopped in {:?}",
+        asked.elapsed()
+    );
+
+    // The ten-minute lease was given back: a new instance takes the job at once.
+    receiver.set_script(|_| Answer::Status(200));
+    let server = Server::start(dir.path(), &string_refs(&vars));
+    server.wait_healthy().await;
+    assert!(
+        wait_status(
+            server.port,
+            "7400000000000000702",
+            "done",
+            Duration::from_secs(20)
+        )
+        .await
+    );
+}
+
+on_both_databases!(
+    an_acknowledged_event_survives_sigkill,
+    a_job_killed_mid_flight_completes_after_its_lease_exactly_once,
+    sigterm_stops_within_the_bound_and_gives_the_lease_back,
+);

@@ -9,7 +9,11 @@ mod products;
 mod shops;
 mod stats;
 
-use axum::{middleware, routing::get, Json, Router};
+use axum::{
+    middleware,
+    routing::{get, post},
+    Json, Router,
+};
 use serde::Serialize;
 
 use crate::app::AppState;
@@ -18,6 +22,7 @@ pub fn router(state: AppState) -> Router<AppState> {
     Router::new()
         .route("/orders/{order_id}", get(orders::one))
         .route("/orders/{order_id}/history", get(orders::history))
+        .route("/orders/{order_id}/retry", post(orders::retry))
         .route("/orders/shop/{shop_id}", get(orders::by_shop))
         .route("/orders/queue/unprocessed", get(orders::unprocessed))
         .route("/orders/stats/webhooks", get(stats::webhooks))
@@ -26,6 +31,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/products/{product_id}", get(products::one))
         .route("/events", get(events::list))
         .route("/events/{event_id}", get(events::one))
+        .route("/events/{event_id}/attempts", get(events::attempts))
+        .route("/events/{event_id}/retry", post(events::retry))
         .route_layer(middleware::from_fn_with_state(state, auth::require_token))
 }
 

@@ -53,3 +53,13 @@ pub async fn unprocessed(
 ) -> Result<Json<Data<Vec<OrderRecord>>>, ApiError> {
     Ok(data(state.store.unprocessed_orders(params.limit()?).await?))
 }
+
+pub async fn retry(
+    State(state): State<AppState>,
+    Id(order_id): Id,
+) -> Result<Json<Data<super::events::Retried>>, ApiError> {
+    if state.store.order(&order_id).await?.is_none() {
+        return Err(ApiError::not_found(format!("no order {order_id}")));
+    }
+    super::events::retry_order(&state, &order_id).await
+}

@@ -11,6 +11,8 @@ mod sqlite;
 mod time;
 pub mod writer;
 
+use chrono::{DateTime, Utc};
+
 use crate::{
     config::{DatabaseUrl, PoolSettings},
     tiktok::Event,
@@ -175,6 +177,42 @@ impl Store {
 
     pub async fn event(&self, event_id: &str) -> Result<Option<EventRecord>> {
         dispatch!(self, s => s.event(event_id).await)
+    }
+
+    /// Leases up to `limit` due jobs (or jobs whose lease expired) to `owner`.
+    pub async fn claim_jobs(
+        &self,
+        owner: &str,
+        limit: i64,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedJob>> {
+        dispatch!(self, s => s.claim_jobs(owner, limit, lease_until, now).await)
+    }
+
+    /// Records an attempt; false when the lease was lost meanwhile.
+    pub async fn finish_job(&self, attempt: &Attempt) -> Result<bool> {
+        dispatch!(self, s => s.finish_job(attempt).await)
+    }
+
+    pub async fn release_jobs(&self, owner: &str, now: DateTime<Utc>) -> Result<u64> {
+        dispatch!(self, s => s.release_jobs(owner, now).await)
+    }
+
+    pub async fn retry_event(&self, event_id: &str, now: DateTime<Utc>) -> Result<bool> {
+        dispatch!(self, s => s.retry_event(event_id, now).await)
+    }
+
+    pub async fn unfinished_events(&self, order_id: &str) -> Result<Vec<String>> {
+        dispatch!(self, s => s.unfinished_events(order_id).await)
+    }
+
+    pub async fn job_attempts(&self, event_id: &str) -> Result<Vec<AttemptRecord>> {
+        dispatch!(self, s => s.job_attempts(event_id).await)
+    }
+
+    pub async fn queue_depth(&self, now: DateTime<Utc>) -> Result<QueueDepth> {
+        dispatch!(self, s => s.queue_depth(now).await)
     }
 
     /// Closes the connections (letting SQLite checkpoint its WAL).

@@ -29,6 +29,8 @@ pub struct EventFilter {
     pub shop_id: Option<String>,
     pub type_code: Option<i64>,
     pub limit: i64,
+    /// Only events whose job is in this state: pending, running, done, dead.
+    pub status: Option<String>,
     /// Only events received before this one (keyset pagination).
     pub before: Option<String>,
 }
@@ -95,6 +97,9 @@ pub struct EventRecord {
     pub processed: bool,
     pub success: Option<bool>,
     pub error_message: Option<String>,
+    /// The processing job's state (pending, running, done, dead), if any.
+    pub status: Option<String>,
+    pub attempts: i64,
     /// The body parsed, numbers with their exact digits.
     pub payload: Box<RawValue>,
     /// The body exactly as received.
@@ -232,6 +237,71 @@ pub struct ShopRecord {
     pub events: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A job a worker holds the lease of.
+#[derive(Debug, Clone)]
+pub struct ClaimedJob {
+    pub event_id: String,
+    /// This attempt's number (1 for the first).
+    pub attempt: i64,
+    pub raw_body: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobOutcome {
+    Success,
+    /// Try again at this time.
+    Retry {
+        at: DateTime<Utc>,
+    },
+    /// No more tries: dead-lettered until retried by hand.
+    Dead,
+}
+
+impl JobOutcome {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            JobOutcome::Success => "success",
+            JobOutcome::Retry { .. } => "retry",
+            JobOutcome::Dead => "dead",
+        }
+    }
+}
+
+/// The result of one attempt, as the worker reports it.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub event_id: String,
+    pub owner: String,
+    pub attempt: i64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: JobOutcome,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AttemptRecord {
+    pub attempt: i64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub outcome: String,
+    pub status_code: Option<i64>,
+    pub error: Option<String>,
+}
+
+/// Jobs by state, for metrics and health.
+#[derive(Debug, Default, Clone, Copy, Serialize)]
+pub struct QueueDepth {
+    pub pending: i64,
+    pub running: i64,
+    pub dead: i64,
+    /// Seconds since the oldest due job became due (0 when none is).
+    pub lag_seconds: f64,
 }
 
 /// Stored JSON text as a raw value, so that numbers keep their exact digits.

@@ -2,7 +2,9 @@
 //! commits whatever is waiting in one transaction and answers each request
 //! after the commit that holds its event.
 
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Notify};
 
 use super::{Committed, Store};
 use crate::tiktok::Event;
@@ -30,10 +32,11 @@ pub struct NotStored;
 
 impl Writer {
     /// Starts the writer task; it ends when every `Writer` is dropped and
-    /// the queue is drained.
-    pub fn spawn(store: Store) -> (Writer, tokio::task::JoinHandle<()>) {
+    /// the queue is drained. `stored` is notified after each commit that
+    /// stored new events (it wakes the processing queue).
+    pub fn spawn(store: Store, stored: Arc<Notify>) -> (Writer, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(store, receiver));
+        let task = tokio::spawn(run(store, receiver, stored));
         (Writer { queue }, task)
     }
 
@@ -48,7 +51,7 @@ impl Writer {
     }
 }
 
-async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>) {
+async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>, stored: Arc<Notify>) {
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (events, replies): (Vec<Event>, Vec<_>) =
@@ -56,6 +59,9 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>) {
         let outcomes = commit_batch(&store, &events).await;
         let unavailable = outcomes.is_none();
         let outcomes = outcomes.unwrap_or_else(|| vec![None; replies.len()]);
+        if outcomes.iter().flatten().any(|c| !c.duplicate) {
+            stored.notify_waiters();
+        }
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // The request may have timed out and left; its event is stored
             // all the same and TikTok's retry will be counted as a duplicate.

@@ -6,6 +6,7 @@
 pub mod cluster;
 pub mod postgres;
 pub mod process;
+pub mod receiver;
 
 use std::{collections::HashMap, path::PathBuf, time::Duration};
 

@@ -20,7 +20,7 @@ impl PgStore {
              FROM order_requests WHERE order_id = $1 ORDER BY id",
         )
         .bind(order_id)
-        .fetch_all(&self.readers)
+        .fetch_all(&self.pool)
         .await?;
         let mut detail = OrderDetail::new(order, packages);
         for row in &rows {
@@ -39,7 +39,7 @@ impl PgStore {
              WHERE po.order_id = $1 ORDER BY p.package_id",
         )
         .bind(order_id)
-        .fetch_all(&self.readers)
+        .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -59,7 +59,7 @@ impl PgStore {
     pub async fn product(&self, product_id: &str) -> Result<Option<ProductRecord>> {
         let row = sqlx::query("SELECT * FROM products WHERE product_id = $1")
             .bind(product_id)
-            .fetch_optional(&self.readers)
+            .fetch_optional(&self.pool)
             .await?;
         let Some(r) = row else { return Ok(None) };
         let list = |column: &str| -> Result<Vec<String>> {
@@ -99,7 +99,7 @@ impl PgStore {
              FROM shops s WHERE s.shop_id = $1",
         )
         .bind(shop_id)
-        .fetch_optional(&self.readers)
+        .fetch_optional(&self.pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
         let activity: Option<i64> = r.try_get("last_activity_at")?;

@@ -1,8 +1,10 @@
 //! The PostgreSQL backend, for production and for several instances sharing
 //! one database.
 //!
-//! Two pools: one connection for the writer (it commits one batch at a time,
-//! like SQLite's single writer) and `DB_POOL_SIZE` for reads. Both wait at
+//! Two pools: one connection for the intake writer (it commits one batch at a
+//! time, like SQLite's single writer, and must never wait behind a slow read)
+//! and `DB_POOL_SIZE` for everything else: reads and the processing queue.
+//! Both wait at
 //! most `DB_ACQUIRE_TIMEOUT` for a connection, so that a database that is
 //! down turns into quick 503s; a connection found broken is replaced on the
 //! next use, so the service recovers by itself when the database returns.
@@ -11,6 +13,7 @@
 
 mod detail;
 mod project;
+mod queue;
 mod read;
 mod write;
 
@@ -36,7 +39,7 @@ const STARTUP_PATIENCE: Duration = Duration::from_secs(30);
 #[derive(Clone, Debug)]
 pub struct PgStore {
     writer: PgPool,
-    readers: PgPool,
+    pool: PgPool,
 }
 
 impl PgStore {
@@ -49,10 +52,10 @@ impl PgStore {
         let writer = pool_options()
             .max_connections(1)
             .connect_lazy_with(options.clone());
-        let readers = pool_options()
+        let pool = pool_options()
             .max_connections(pool.size.max(1))
             .connect_lazy_with(options);
-        let store = Self { writer, readers };
+        let store = Self { writer, pool };
         store.wait_for_server().await?;
         Ok(store)
     }
@@ -79,12 +82,12 @@ impl PgStore {
     }
 
     pub async fn close(&self) {
-        self.readers.close().await;
+        self.pool.close().await;
         self.writer.close().await;
     }
 
     pub async fn ping(&self) -> Result<()> {
-        sqlx::query("SELECT 1").execute(&self.readers).await?;
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
     }
 

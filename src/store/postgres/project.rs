@@ -95,6 +95,15 @@ impl Ctx<'_> {
         }
     }
 
+    /// The order has an event waiting for the processing queue.
+    pub async fn unprocessed(&self, tx: &mut Tx<'_>, order_id: &str) -> Result<()> {
+        sqlx::query("UPDATE tiktok_orders SET processed = false WHERE order_id = $1")
+            .bind(order_id)
+            .execute(&mut **tx)
+            .await?;
+        Ok(())
+    }
+
     async fn order_status(
         &self,
         tx: &mut Tx<'_>,
@@ -105,9 +114,8 @@ impl Ctx<'_> {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO tiktok_orders AS o (order_id, shop_id, event_type, order_status,
-                 is_on_hold, update_time, last_event_id, order_data, processed, created_at,
-                 updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, json_or_null($8), true, $9, $9)
+                 is_on_hold, update_time, last_event_id, order_data, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, json_or_null($8), $9, $9)
              ON CONFLICT (order_id) DO UPDATE SET
                  shop_id = COALESCE(excluded.shop_id, o.shop_id),
                  event_type = excluded.event_type,

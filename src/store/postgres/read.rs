@@ -12,7 +12,7 @@ impl PgStore {
     pub async fn order(&self, order_id: &str) -> Result<Option<OrderRecord>> {
         let row = sqlx::query(&format!("{ORDER_COLUMNS} WHERE order_id = $1"))
             .bind(order_id)
-            .fetch_optional(&self.readers)
+            .fetch_optional(&self.pool)
             .await?;
         row.map(|r| order_record(&r)).transpose()
     }
@@ -23,7 +23,7 @@ impl PgStore {
              WHERE order_id = $1 ORDER BY update_time ASC NULLS LAST, id",
         )
         .bind(order_id)
-        .fetch_all(&self.readers)
+        .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -45,7 +45,7 @@ impl PgStore {
         .bind(shop_id)
         .bind(page.limit)
         .bind(page.offset)
-        .fetch_all(&self.readers)
+        .fetch_all(&self.pool)
         .await?;
         rows.iter().map(order_record).collect()
     }
@@ -55,7 +55,7 @@ impl PgStore {
             "{ORDER_COLUMNS} WHERE NOT processed ORDER BY created_at, id LIMIT $1"
         ))
         .bind(limit)
-        .fetch_all(&self.readers)
+        .fetch_all(&self.pool)
         .await?;
         rows.iter().map(order_record).collect()
     }
@@ -70,7 +70,7 @@ impl PgStore {
              GROUP BY event_type ORDER BY event_type",
         )
         .bind(shop_id)
-        .fetch_all(&self.readers)
+        .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -90,7 +90,7 @@ impl PgStore {
             "SELECT shop_id, order_status, count FROM order_statistics
              ORDER BY shop_id, order_status",
         )
-        .fetch_all(&self.readers)
+        .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
@@ -106,23 +106,26 @@ impl PgStore {
     pub async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
         let rows = sqlx::query(&format!(
             "{EVENT_COLUMNS}
-             WHERE ($1::text IS NULL OR shop_id = $1) AND ($2::bigint IS NULL OR type = $2)
-               AND ($3::text IS NULL OR id < (SELECT id FROM webhook_events WHERE event_id = $3))
-             ORDER BY id DESC LIMIT $4"
+             WHERE ($1::text IS NULL OR e.shop_id = $1) AND ($2::bigint IS NULL OR e.type = $2)
+               AND ($3::text IS NULL
+                    OR e.id < (SELECT id FROM webhook_events WHERE event_id = $3))
+               AND ($5::text IS NULL OR j.status = $5)
+             ORDER BY e.id DESC LIMIT $4"
         ))
         .bind(filter.shop_id.as_deref())
         .bind(filter.type_code)
         .bind(filter.before.as_deref())
         .bind(filter.limit)
-        .fetch_all(&self.readers)
+        .bind(filter.status.as_deref())
+        .fetch_all(&self.pool)
         .await?;
         rows.iter().map(event_record).collect()
     }
 
     pub async fn event(&self, event_id: &str) -> Result<Option<EventRecord>> {
-        let row = sqlx::query(&format!("{EVENT_COLUMNS} WHERE event_id = $1"))
+        let row = sqlx::query(&format!("{EVENT_COLUMNS} WHERE e.event_id = $1"))
             .bind(event_id)
-            .fetch_optional(&self.readers)
+            .fetch_optional(&self.pool)
             .await?;
         row.map(|r| event_record(&r)).transpose()
     }
@@ -155,9 +158,10 @@ fn order_record(r: &PgRow) -> Result<OrderRecord> {
 /// The API's `payload` is parsed from `raw_body`, not read from the jsonb
 /// column: jsonb reorders keys and cannot hold every body (see the
 /// migration), and the answer must not depend on the database.
-const EVENT_COLUMNS: &str = "SELECT event_id, type, event_type, shop_id, order_id, timestamp,
-    received_at, last_received_at, deliveries, processed, success, error_message, raw_body
-    FROM webhook_events";
+const EVENT_COLUMNS: &str = "SELECT e.event_id, e.type, e.event_type, e.shop_id, e.order_id,
+    e.timestamp, e.received_at, e.last_received_at, e.deliveries, e.processed, e.success,
+    e.error_message, e.raw_body, j.status AS job_status, COALESCE(j.attempts, 0) AS attempts
+    FROM webhook_events e LEFT JOIN jobs j ON j.event_id = e.event_id";
 
 fn event_record(r: &PgRow) -> Result<EventRecord> {
     let raw_body: String = r.try_get("raw_body")?;
@@ -174,6 +178,8 @@ fn event_record(r: &PgRow) -> Result<EventRecord> {
         processed: r.try_get("processed")?,
         success: r.try_get("success")?,
         error_message: r.try_get("error_message")?,
+        status: r.try_get("job_status")?,
+        attempts: r.try_get("attempts")?,
         payload: raw_json(raw_body.clone())?,
         raw_body,
     })

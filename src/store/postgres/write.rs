@@ -65,25 +65,74 @@ pub async fn store_events(
         });
     }
 
-    // A stable sort: the writes to one row keep their batch order, so the
-    // outcome is the one of applying the events one after the other; writes
-    // to different rows do not depend on each other.
-    let mut writes: Vec<(&Event, Write<'_>)> = fresh
-        .into_iter()
-        .flat_map(|event| writes(event).into_iter().map(move |w| (event, w)))
-        .collect();
-    writes.sort_by(|(a, x), (b, y)| lock_order(a, x).cmp(&lock_order(b, y)));
-    for (event, write) in &writes {
-        Ctx { event, now }.apply(tx, write).await?;
+    // Each new event's projection writes and, when it waits for the queue,
+    // the mark that its order is not processed yet (as SQLite's enqueue).
+    let mut steps = Vec::new();
+    let mut queued = Vec::new();
+    for event in fresh {
+        steps.extend(writes(event).into_iter().map(|w| (event, Step::Write(w))));
+        if !is_final(event) {
+            queued.push(event.id.as_str());
+            if let Some(order_id) = event.order_id() {
+                steps.push((event, Step::Unprocessed(order_id.as_str())));
+            }
+        }
     }
+    // A stable sort: the steps on one row keep their batch order, so the
+    // outcome is the one of applying the events one after the other; steps
+    // on different rows do not depend on each other.
+    steps.sort_by(|(a, x), (b, y)| lock_order(a, x).cmp(&lock_order(b, y)));
+    for (event, step) in &steps {
+        let ctx = Ctx { event, now };
+        match step {
+            Step::Write(write) => ctx.apply(tx, write).await?,
+            Step::Unprocessed(order_id) => ctx.unprocessed(tx, order_id).await?,
+        }
+    }
+    enqueue(tx, &queued, now).await?;
     Ok(outcomes)
+}
+
+/// One change inside the batch transaction, after the event rows.
+enum Step<'a> {
+    Write(Write<'a>),
+    /// The order has an event waiting for the queue.
+    Unprocessed(&'a str),
+}
+
+/// A malformed event is final when stored (failed, for someone to look at);
+/// any other waits for the processing queue.
+fn is_final(event: &Event) -> bool {
+    !processing_outcome(event).0
+}
+
+/// One job per queued event, due now. Job rows belong to events this
+/// transaction has just inserted, so no other transaction waits for them.
+async fn enqueue(tx: &mut Tx<'_>, event_ids: &[&str], now: DateTime<Utc>) -> Result<()> {
+    if event_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO jobs (event_id, next_run_at, created_at, updated_at)
+         SELECT event_id, $2, $2, $2 FROM UNNEST($1::text[]) AS event_id
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(event_ids)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Where a write falls in the global lock order: its table's place, then the
 /// row's key. A package's `package_orders` rows are only written under its
 /// `packages` row, and a history line belongs to one new event, so neither
 /// needs a place of its own.
-fn lock_order<'a>(event: &'a Event, write: &Write<'a>) -> (u8, &'a str, &'a str, &'a str) {
+fn lock_order<'a>(event: &'a Event, step: &Step<'a>) -> (u8, &'a str, &'a str, &'a str) {
+    let write = match step {
+        Step::Write(write) => write,
+        Step::Unprocessed(order_id) => return (0, order_id, "", ""),
+    };
     match write {
         Write::OrderStatus { order_id, .. } | Write::OrderTouch { order_id, .. } => {
             (0, order_id, "", "")
@@ -106,19 +155,26 @@ async fn insert_events(
     now: DateTime<Utc>,
 ) -> Result<HashMap<String, i64>> {
     let rows: Vec<(&Event, i64)> = distinct.values().copied().collect();
-    let (successes, errors): (Vec<bool>, Vec<Option<String>>) =
-        rows.iter().map(|(e, _)| processing_outcome(e)).unzip();
+    // A readable event waits for the queue; a malformed one is final now.
+    let (successes, errors): (Vec<Option<bool>>, Vec<Option<String>>) = rows
+        .iter()
+        .map(|(e, _)| match processing_outcome(e) {
+            (true, _) => (None, None),
+            (false, error) => (Some(false), error),
+        })
+        .unzip();
+    let processed: Vec<bool> = rows.iter().map(|(e, _)| is_final(e)).collect();
     let each = |f: fn(&Event) -> Option<&str>| rows.iter().map(|(e, _)| f(e)).collect::<Vec<_>>();
     let totals: Vec<(String, i64)> = sqlx::query_as(
         "INSERT INTO webhook_events (event_id, type, event_type, shop_id, order_id, payload,
              raw_body, timestamp, received_at, last_received_at, deliveries, processed, success,
              error_message)
          SELECT e.event_id, e.type, e.event_type, e.shop_id, e.order_id, json_or_null(e.raw_body),
-             e.raw_body, e.timestamp, $11, $11, e.copies, true, e.success, e.error_message
+             e.raw_body, e.timestamp, $12, $12, e.copies, e.processed, e.success, e.error_message
          FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
-                     $7::bigint[], $8::bigint[], $9::boolean[], $10::text[])
+                     $7::bigint[], $8::bigint[], $9::boolean[], $10::boolean[], $11::text[])
              AS e(event_id, type, event_type, shop_id, order_id, raw_body, timestamp, copies,
-                  success, error_message)
+                  processed, success, error_message)
          ORDER BY e.event_id
          ON CONFLICT (event_id) DO UPDATE SET
              deliveries = webhook_events.deliveries + excluded.deliveries,
@@ -133,6 +189,7 @@ async fn insert_events(
     .bind(each(|e| Some(e.raw_str())))
     .bind(rows.iter().map(|(e, _)| e.timestamp).collect::<Vec<_>>())
     .bind(rows.iter().map(|(_, copies)| *copies).collect::<Vec<_>>())
+    .bind(processed)
     .bind(successes)
     .bind(errors)
     .bind(now)

@@ -20,6 +20,7 @@ use super::{
 use crate::tiktok::Event;
 
 mod detail;
+mod queue;
 mod write;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -180,21 +181,23 @@ impl SqliteStore {
     pub async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
         let rows = sqlx::query(&format!(
             "{EVENT_COLUMNS}
-             WHERE (?1 IS NULL OR shop_id = ?1) AND (?2 IS NULL OR type = ?2)
-               AND (?3 IS NULL OR id < (SELECT id FROM webhook_events WHERE event_id = ?3))
-             ORDER BY id DESC LIMIT ?4"
+             WHERE (?1 IS NULL OR e.shop_id = ?1) AND (?2 IS NULL OR e.type = ?2)
+               AND (?3 IS NULL OR e.id < (SELECT id FROM webhook_events WHERE event_id = ?3))
+               AND (?5 IS NULL OR j.status = ?5)
+             ORDER BY e.id DESC LIMIT ?4"
         ))
         .bind(filter.shop_id.as_deref())
         .bind(filter.type_code)
         .bind(filter.before.as_deref())
         .bind(filter.limit)
+        .bind(filter.status.as_deref())
         .fetch_all(&self.readers)
         .await?;
         rows.iter().map(event_record).collect()
     }
 
     pub async fn event(&self, event_id: &str) -> Result<Option<EventRecord>> {
-        let row = sqlx::query(&format!("{EVENT_COLUMNS} WHERE event_id = ?1"))
+        let row = sqlx::query(&format!("{EVENT_COLUMNS} WHERE e.event_id = ?1"))
             .bind(event_id)
             .fetch_optional(&self.readers)
             .await?;
@@ -225,9 +228,10 @@ fn order_record(r: &SqliteRow) -> Result<OrderRecord> {
     })
 }
 
-const EVENT_COLUMNS: &str = "SELECT event_id, type, event_type, shop_id, order_id, timestamp,
-    received_at, last_received_at, deliveries, processed, success, error_message, payload
-    FROM webhook_events";
+const EVENT_COLUMNS: &str = "SELECT e.event_id, e.type, e.event_type, e.shop_id, e.order_id,
+    e.timestamp, e.received_at, e.last_received_at, e.deliveries, e.processed, e.success,
+    e.error_message, e.payload, j.status AS job_status, COALESCE(j.attempts, 0) AS attempts
+    FROM webhook_events e LEFT JOIN jobs j ON j.event_id = e.event_id";
 
 fn event_record(r: &SqliteRow) -> Result<EventRecord> {
     let raw_body: String = r.try_get("payload")?;
@@ -244,6 +248,8 @@ fn event_record(r: &SqliteRow) -> Result<EventRecord> {
         processed: r.try_get("processed")?,
         success: r.try_get("success")?,
         error_message: r.try_get("error_message")?,
+        status: r.try_get("job_status")?,
+        attempts: r.try_get("attempts")?,
         payload: raw_json(raw_body.clone())?,
         raw_body,
     })

@@ -22,11 +22,15 @@ type Tx<'t> = Transaction<'t, Sqlite>;
 /// projections only for a new event.
 pub async fn store_event(tx: &mut Tx<'_>, event: &Event) -> Result<Committed> {
     let now = to_text(Utc::now());
-    let (success, error) = processing_outcome(event);
+    // A readable event waits for the queue; a malformed one is final now.
+    let (processed, success, error) = match processing_outcome(event) {
+        (true, _) => (false, None, None),
+        (false, error) => (true, Some(false), error),
+    };
     let deliveries: i64 = sqlx::query_scalar(
         "INSERT INTO webhook_events (event_id, type, event_type, shop_id, order_id, payload,
              timestamp, received_at, last_received_at, processed, success, error_message)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, 1, ?9, ?10)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8, ?9, ?10, ?11)
          ON CONFLICT (event_id) DO UPDATE SET
              deliveries = deliveries + 1, last_received_at = excluded.last_received_at
          RETURNING deliveries",
@@ -39,6 +43,7 @@ pub async fn store_event(tx: &mut Tx<'_>, event: &Event) -> Result<Committed> {
     .bind(event.raw_str())
     .bind(event.timestamp)
     .bind(&now)
+    .bind(processed)
     .bind(success)
     .bind(error)
     .fetch_one(&mut **tx)
@@ -48,6 +53,9 @@ pub async fn store_event(tx: &mut Tx<'_>, event: &Event) -> Result<Committed> {
         let ctx = Ctx { event, now: &now };
         for write in writes(event) {
             ctx.apply(tx, &write).await?;
+        }
+        if !processed {
+            ctx.enqueue(tx).await?;
         }
     }
     Ok(Committed {
@@ -138,6 +146,25 @@ impl Ctx<'_> {
         }
     }
 
+    /// The event's job, due now; its order waits for it.
+    async fn enqueue(&self, tx: &mut Tx<'_>) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO jobs (event_id, next_run_at, created_at, updated_at)
+             VALUES (?1, ?2, ?2, ?2) ON CONFLICT DO NOTHING",
+        )
+        .bind(self.event.id.as_str())
+        .bind(self.now)
+        .execute(&mut **tx)
+        .await?;
+        if let Some(order_id) = self.event.order_id() {
+            sqlx::query("UPDATE tiktok_orders SET processed = 0 WHERE order_id = ?1")
+                .bind(order_id.as_str())
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn order_status(
         &self,
         tx: &mut Tx<'_>,
@@ -148,8 +175,8 @@ impl Ctx<'_> {
     ) -> Result<()> {
         sqlx::query(
             "INSERT INTO tiktok_orders (order_id, shop_id, event_type, order_status, is_on_hold,
-                 update_time, last_event_id, order_data, processed, created_at, updated_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, 1, ?9, ?9)
+                 update_time, last_event_id, order_data, created_at, updated_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)
              ON CONFLICT (order_id) DO UPDATE SET
                  shop_id = COALESCE(excluded.shop_id, tiktok_orders.shop_id),
                  event_type = excluded.event_type,

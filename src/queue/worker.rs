@@ -1,0 +1,217 @@
+//! The workers: claim, handle, record, repeat; stop claiming at shutdown,
+//! let running jobs end within the bound, give the rest of the leases back.
+
+use std::{sync::Arc, time::Instant};
+
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use tokio::{
+    sync::{watch, Notify},
+    task::JoinSet,
+};
+
+use super::{EventHandler, HandlerError, QueueSettings};
+use crate::{
+    clock::Clock,
+    store::{Attempt, ClaimedJob, JobOutcome, Store},
+    tiktok::{Event, VerifiedBody},
+};
+
+#[derive(Clone)]
+pub struct Queue {
+    store: Store,
+    handler: Arc<dyn EventHandler>,
+    settings: QueueSettings,
+    clock: Clock,
+    /// Wakes idle workers when this instance stores new events.
+    wake: Arc<Notify>,
+    /// This instance's lease owner name.
+    owner: Arc<str>,
+}
+
+/// Returned by [`Queue::start`]; stops the workers.
+pub struct QueueHandle {
+    stop: watch::Sender<bool>,
+    workers: JoinSet<()>,
+    queue: Queue,
+}
+
+impl Queue {
+    pub fn new(
+        store: Store,
+        handler: Arc<dyn EventHandler>,
+        settings: QueueSettings,
+        clock: Clock,
+        wake: Arc<Notify>,
+    ) -> Self {
+        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        Self {
+            store,
+            handler,
+            settings,
+            clock,
+            wake,
+            owner: owner.into(),
+        }
+    }
+
+    pub fn start(self) -> QueueHandle {
+        let (stop, stopped) = watch::channel(false);
+        let mut workers = JoinSet::new();
+        for _ in 0..self.settings.workers.max(1) {
+            workers.spawn(self.clone().run(stopped.clone()));
+        }
+        QueueHandle {
+            stop,
+            workers,
+            queue: self,
+        }
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    async fn run(self, mut stopped: watch::Receiver<bool>) {
+        while !*stopped.borrow() {
+            let lease_until = self.now() + self.settings.lease;
+            let claimed = self
+                .store
+                .claim_jobs(&self.owner, self.settings.batch, lease_until, self.now())
+                .await;
+            let jobs = match claimed {
+                Ok(jobs) => jobs,
+                Err(error) => {
+                    tracing::warn!(error = %error, "could not claim jobs; trying again");
+                    Vec::new()
+                }
+            };
+            if jobs.is_empty() {
+                self.record_depth().await;
+                tokio::select! {
+                    _ = self.wake.notified() => {}
+                    _ = tokio::time::sleep(self.settings.poll) => {}
+                    _ = stopped.changed() => {}
+                }
+                continue;
+            }
+            for job in jobs {
+                // Jobs claimed but not started go back at shutdown.
+                if *stopped.borrow() {
+                    break;
+                }
+                self.process(job).await;
+            }
+        }
+    }
+
+    async fn process(&self, job: ClaimedJob) {
+        let started_at = self.now();
+        let timer = Instant::now();
+        let span = tracing::info_span!("job", event_id = %job.event_id, attempt = job.attempt);
+        let _enter = span.enter();
+        if job.attempt == 1 {
+            let lag = (started_at - job.created_at).num_milliseconds().max(0) as f64 / 1000.0;
+            metrics::histogram!("queue_lag_seconds").record(lag);
+        }
+        let result = match stored_event(&job) {
+            Some(event) => self.handler.handle(&event).await,
+            None => Err(HandlerError::permanent(
+                "the stored body can no longer be read",
+            )),
+        };
+        let (outcome, status_code, error) = self.judge(&job, result);
+        metrics::counter!("queue_attempts_total", "outcome" => outcome.as_str()).increment(1);
+        metrics::histogram!("queue_attempt_seconds").record(timer.elapsed().as_secs_f64());
+        match &outcome {
+            JobOutcome::Success => tracing::info!("event handled"),
+            JobOutcome::Retry { at } => {
+                tracing::warn!(error = error.as_deref(), next = %at, "attempt failed; will retry")
+            }
+            JobOutcome::Dead => tracing::error!(error = error.as_deref(), "event dead-lettered"),
+        }
+        let attempt = Attempt {
+            event_id: job.event_id.clone(),
+            owner: self.owner.to_string(),
+            attempt: job.attempt,
+            started_at,
+            finished_at: self.now(),
+            outcome,
+            status_code,
+            error,
+        };
+        match self.store.finish_job(&attempt).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "the lease ran out during the attempt; another worker owns the job now"
+            ),
+            // The lease will run out and the job will be tried again.
+            Err(error) => tracing::error!(error = %error, "could not record the attempt"),
+        }
+    }
+
+    /// Success, a retry at a backed-off time, or dead when the attempts or
+    /// the time budget are used up.
+    fn judge(
+        &self,
+        job: &ClaimedJob,
+        result: Result<(), HandlerError>,
+    ) -> (JobOutcome, Option<u16>, Option<String>) {
+        let error = match result {
+            Ok(()) => return (JobOutcome::Success, None, None),
+            Err(error) => error,
+        };
+        let policy = &self.settings.retry;
+        let at = self.now() + policy.delay(job.attempt, error.retry_after);
+        let too_late = at > job.created_at + policy.max_age;
+        let outcome = if error.permanent || job.attempt >= policy.max_attempts || too_late {
+            JobOutcome::Dead
+        } else {
+            JobOutcome::Retry { at }
+        };
+        (outcome, error.status, Some(error.message))
+    }
+
+    async fn record_depth(&self) {
+        if let Ok(depth) = self.store.queue_depth(self.now()).await {
+            metrics::gauge!("queue_jobs", "state" => "pending").set(depth.pending as f64);
+            metrics::gauge!("queue_jobs", "state" => "running").set(depth.running as f64);
+            metrics::gauge!("queue_jobs", "state" => "dead").set(depth.dead as f64);
+            metrics::gauge!("queue_oldest_due_seconds").set(depth.lag_seconds);
+        }
+    }
+}
+
+fn stored_event(job: &ClaimedJob) -> Option<Event> {
+    let body = VerifiedBody::from_storage(Bytes::from(job.raw_body.clone()));
+    Event::parse(body).ok()
+}
+
+impl QueueHandle {
+    /// Stops claiming, lets running jobs end within the shutdown bound, then
+    /// gives back every lease this instance still holds.
+    pub async fn stop(mut self) {
+        let _ = self.stop.send(true);
+        let bound = self.queue.settings.shutdown;
+        let drained = tokio::time::timeout(bound, async {
+            while self.workers.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("jobs still running at the shutdown bound; giving their leases back");
+            self.workers.abort_all();
+        }
+        match self
+            .queue
+            .store
+            .release_jobs(&self.queue.owner, Utc::now())
+            .await
+        {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(jobs = n, "gave leases back"),
+            Err(error) => {
+                tracing::warn!(error = %error, "could not give leases back; they will expire")
+            }
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! SQLite's side of the processing queue: claim with a lease, record an
+//! attempt, give leases back, retry by hand.
+//!
+//! SQLite has one writer at a time, so a claim (one UPDATE … RETURNING on
+//! the writer connection) can never hand one job to two workers; an expired
+//! lease makes a `running` job claimable again.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::SqliteStore;
+use crate::store::{
+    time::{from_text, to_text},
+    Attempt, AttemptRecord, ClaimedJob, JobOutcome, QueueDepth, Result,
+};
+
+impl SqliteStore {
+    pub async fn claim_jobs(
+        &self,
+        owner: &str,
+        limit: i64,
+        lease_until: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<ClaimedJob>> {
+        let now = to_text(now);
+        let mut tx = self.writer.begin().await?;
+        let rows = sqlx::query(
+            "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = ?1,
+                 lease_until = ?2, updated_at = ?3
+             WHERE id IN (
+                 SELECT id FROM jobs
+                 WHERE (status = 'pending' AND next_run_at <= ?3)
+                    OR (status = 'running' AND lease_until < ?3)
+                 ORDER BY next_run_at LIMIT ?4)
+             RETURNING event_id, attempts, created_at",
+        )
+        .bind(owner)
+        .bind(to_text(lease_until))
+        .bind(&now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+        let mut jobs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let event_id: String = row.try_get("event_id")?;
+            let raw_body: String =
+                sqlx::query_scalar("SELECT payload FROM webhook_events WHERE event_id = ?1")
+                    .bind(&event_id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            jobs.push(ClaimedJob {
+                attempt: row.try_get("attempts")?,
+                created_at: from_text(row.try_get("created_at")?)?,
+                event_id,
+                raw_body,
+            });
+        }
+        tx.commit().await?;
+        Ok(jobs)
+    }
+
+    /// Records the attempt and, if this worker still holds the lease, the
+    /// job's new state and the event's and order's processing state. Returns
+    /// false when the lease had been lost (another worker took the job over).
+    pub async fn finish_job(&self, attempt: &Attempt) -> Result<bool> {
+        let now = to_text(attempt.finished_at);
+        let (status, next_run_at) = match &attempt.outcome {
+            JobOutcome::Success => ("done", None),
+            JobOutcome::Retry { at } => ("pending", Some(to_text(*at))),
+            JobOutcome::Dead => ("dead", None),
+        };
+        let mut tx = self.writer.begin().await?;
+        sqlx::query(
+            "INSERT INTO job_attempts (event_id, attempt, started_at, finished_at, outcome,
+                 status_code, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )
+        .bind(&attempt.event_id)
+        .bind(attempt.attempt)
+        .bind(to_text(attempt.started_at))
+        .bind(&now)
+        .bind(attempt.outcome.as_str())
+        .bind(attempt.status_code.map(i64::from))
+        .bind(&attempt.error)
+        .execute(&mut *tx)
+        .await?;
+        let held = sqlx::query(
+            "UPDATE jobs SET status = ?1, next_run_at = COALESCE(?2, next_run_at),
+                 lease_owner = NULL, lease_until = NULL, last_error = ?3, updated_at = ?4
+             WHERE event_id = ?5 AND lease_owner = ?6 AND status = 'running'",
+        )
+        .bind(status)
+        .bind(next_run_at)
+        .bind(&attempt.error)
+        .bind(&now)
+        .bind(&attempt.event_id)
+        .bind(&attempt.owner)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if held {
+            let success = attempt.outcome == JobOutcome::Success;
+            sqlx::query(
+                "UPDATE webhook_events SET processed = ?1, success = ?2, error_message = ?3
+                 WHERE event_id = ?4",
+            )
+            .bind(status != "pending")
+            .bind(success)
+            .bind(&attempt.error)
+            .bind(&attempt.event_id)
+            .execute(&mut *tx)
+            .await?;
+            // An order is processed when none of its events' jobs is left
+            // undone.
+            sqlx::query(
+                "UPDATE tiktok_orders SET
+                     processed = NOT EXISTS (
+                         SELECT 1 FROM webhook_events e JOIN jobs j ON j.event_id = e.event_id
+                         WHERE e.order_id = tiktok_orders.order_id AND j.status != 'done'),
+                     error_message = ?1, updated_at = ?2
+                 WHERE order_id = (SELECT order_id FROM webhook_events WHERE event_id = ?3)",
+            )
+            .bind(&attempt.error)
+            .bind(&now)
+            .bind(&attempt.event_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(held)
+    }
+
+    /// Gives back every lease `owner` holds (graceful shutdown): the jobs are
+    /// due again at once, for this or another instance.
+    pub async fn release_jobs(&self, owner: &str, now: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query(
+            "UPDATE jobs SET status = 'pending', attempts = MAX(attempts - 1, 0),
+                 lease_owner = NULL, lease_until = NULL, next_run_at = ?2, updated_at = ?2
+             WHERE lease_owner = ?1 AND status = 'running'",
+        )
+        .bind(owner)
+        .bind(to_text(now))
+        .execute(&self.writer)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Makes the event's job due now with a fresh budget of attempts (and
+    /// creates it if the event never had one). False for an unknown event or
+    /// a job that is running right now.
+    pub async fn retry_event(&self, event_id: &str, now: DateTime<Utc>) -> Result<bool> {
+        let now = to_text(now);
+        let mut tx = self.writer.begin().await?;
+        let changed = sqlx::query(
+            "INSERT INTO jobs (event_id, next_run_at, created_at, updated_at)
+             SELECT event_id, ?2, ?2, ?2 FROM webhook_events WHERE event_id = ?1
+             ON CONFLICT (event_id) DO UPDATE SET
+                 status = 'pending', attempts = 0, next_run_at = excluded.next_run_at,
+                 created_at = excluded.created_at, lease_owner = NULL, lease_until = NULL,
+                 updated_at = excluded.updated_at
+             WHERE jobs.status != 'running'",
+        )
+        .bind(event_id)
+        .bind(&now)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected()
+            == 1;
+        if changed {
+            sqlx::query(
+                "UPDATE webhook_events SET processed = 0, success = NULL WHERE event_id = ?1",
+            )
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "UPDATE tiktok_orders SET processed = 0
+                 WHERE order_id = (SELECT order_id FROM webhook_events WHERE event_id = ?1)",
+            )
+            .bind(event_id)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(changed)
+    }
+
+    /// The events of an order whose processing has not succeeded and is not
+    /// under way: dead, waiting for a retry, or never queued (malformed).
+    pub async fn unfinished_events(&self, order_id: &str) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "SELECT e.event_id FROM webhook_events e LEFT JOIN jobs j ON j.event_id = e.event_id
+             WHERE e.order_id = ?1
+               AND (j.status IN ('dead', 'pending') OR (j.status IS NULL AND e.success = 0))
+             ORDER BY e.id",
+        )
+        .bind(order_id)
+        .fetch_all(&self.readers)
+        .await?)
+    }
+
+    pub async fn job_attempts(&self, event_id: &str) -> Result<Vec<AttemptRecord>> {
+        let rows = sqlx::query(
+            "SELECT attempt, started_at, finished_at, outcome, status_code, error
+             FROM job_attempts WHERE event_id = ?1 ORDER BY id",
+        )
+        .bind(event_id)
+        .fetch_all(&self.readers)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(AttemptRecord {
+                    attempt: r.try_get("attempt")?,
+                    started_at: from_text(r.try_get("started_at")?)?,
+                    finished_at: from_text(r.try_get("finished_at")?)?,
+                    outcome: r.try_get("outcome")?,
+                    status_code: r.try_get("status_code")?,
+                    error: r.try_get("error")?,
+                })
+            })
+            .collect()
+    }
+
+    pub async fn queue_depth(&self, now: DateTime<Utc>) -> Result<QueueDepth> {
+        let row = sqlx::query(
+            "SELECT
+                 COALESCE(SUM(status = 'pending'), 0) AS pending,
+                 COALESCE(SUM(status = 'running'), 0) AS running,
+                 COALESCE(SUM(status = 'dead'), 0) AS dead,
+                 MIN(CASE WHEN status = 'pending' AND next_run_at <= ?1 THEN next_run_at END)
+                     AS oldest_due
+             FROM jobs",
+        )
+        .bind(to_text(now))
+        .fetch_one(&self.readers)
+        .await?;
+        let oldest: Option<String> = row.try_get("oldest_due")?;
+        let lag = match oldest {
+            Some(text) => (now - from_text(&text)?).num_milliseconds().max(0) as f64 / 1000.0,
+            None => 0.0,
+        };
+        Ok(QueueDepth {
+            pending: row.try_get("pending")?,
+            running: row.try_get("running")?,
+            dead: row.try_get("dead")?,
+            lag_seconds: lag,
+        })
+    }
+}
