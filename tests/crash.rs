@@ -79,7 +79,7 @@ async fn a_fresh_start_prints_a_send_command_and_token_that_work() {
             .join("tests/data/events/01-order-status-change.json"),
     )
     .unwrap();
-    let mut server = Server::start(dir.path(), &[]);
+    let mut server = Server::start_piped(dir.path(), &[]);
     server.wait_healthy().await;
 
     // The help text is printed before serving; read it from stdout.

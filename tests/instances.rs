@@ -1,15 +1,21 @@
 //! Several instances on one PostgreSQL database: two real server processes
 //! receive every delivery of every event at once, and the database alone
-//! decides which copy is new and which state is newest.
+//! decides which copy is new, which state is newest, and which instance's
+//! queue worker forwards each event.
 
 mod support;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Duration};
 
 use futures::future::join_all;
 use rand::{rngs::StdRng, seq::SliceRandom, SeedableRng};
 use serde_json::Value;
-use support::{postgres::TestDatabase, process::Server, *};
+use support::{
+    postgres::TestDatabase,
+    process::Server,
+    receiver::{Answer, Receiver},
+    *,
+};
 use tiktok_webhook::tiktok::signature::sign;
 
 const ORDERS: usize = 10;
@@ -30,6 +36,7 @@ async fn two_instances_store_each_of_fifty_events_once_and_keep_the_newest_state
         return;
     }
     let database = TestDatabase::create().await;
+    let receiver = Receiver::start(|_| Answer::Status(200)).await;
     let dir = tempfile::tempdir().unwrap();
     let vars = [
         ("APP_ENV", "production"),
@@ -37,6 +44,9 @@ async fn two_instances_store_each_of_fifty_events_once_and_keep_the_newest_state
         ("TIKTOK_APP_KEY", APP_KEY),
         ("TIKTOK_APP_SECRET", APP_SECRET),
         ("API_TOKENS", API_TOKEN),
+        ("FORWARD_URL", receiver.url.as_str()),
+        ("WEBHOOK_SECRET", "forward-secret"),
+        ("QUEUE_POLL_INTERVAL", "50ms"),
     ];
     // Started together: both migrate the same empty database at once.
     let servers = [
@@ -98,6 +108,19 @@ async fn two_instances_store_each_of_fifty_events_once_and_keep_the_newest_state
     assert!(
         states.values().all(|s| s == "DELIVERED"),
         "every order in its newest state: {states:?}"
+    );
+
+    // Both instances' workers claim from one jobs table: each event is
+    // forwarded once, by one of them.
+    let calls = receiver
+        .wait_for_calls(ORDERS * STATUSES.len(), Duration::from_secs(30))
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(calls.len(), ORDERS * STATUSES.len());
+    assert_eq!(
+        receiver.calls().len(),
+        ORDERS * STATUSES.len(),
+        "no job ran twice"
     );
 }
 

@@ -26,8 +26,18 @@ pub struct Server {
 
 impl Server {
     /// Starts `serve` in `dir` with only the given variables (and `PATH`)
-    /// set, on a free port.
+    /// set, on a free port. Its output is discarded.
     pub fn start(dir: &Path, vars: &[(&str, &str)]) -> Server {
+        Self::start_with(dir, vars, Stdio::null())
+    }
+
+    /// As [`Server::start`], with stdout piped for the test to read. Read
+    /// it: a full pipe blocks the server's logging, and with it the server.
+    pub fn start_piped(dir: &Path, vars: &[(&str, &str)]) -> Server {
+        Self::start_with(dir, vars, Stdio::piped())
+    }
+
+    fn start_with(dir: &Path, vars: &[(&str, &str)], stdout: Stdio) -> Server {
         let port = free_port();
         let mut command = Command::new(BIN);
         command
@@ -37,7 +47,7 @@ impl Server {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("PORT", port.to_string())
             .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+            .stdout(stdout)
             .stderr(Stdio::null());
         for (k, v) in vars {
             command.env(k, v);
