@@ -21,7 +21,7 @@ pg_bin_dir() {
 
 pg_install_if_missing() {
     if [ -z "$(pg_bin_dir)" ] || ! command -v psql >/dev/null 2>&1; then
-        echo "== installing PostgreSQL (apt-get)"
+        echo "== installing PostgreSQL (apt-get)" >&2
         apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
     fi
 }
