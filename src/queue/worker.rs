@@ -95,21 +95,17 @@ impl Queue {
                 }
                 continue;
             }
-            for job in jobs {
-                // Jobs claimed but not started go back at shutdown.
-                if *stopped.borrow() {
-                    break;
-                }
-                self.process(job).await;
-            }
+            // The claimed jobs run side by side, and their attempts are
+            // recorded together: one transaction (one disk sync) per batch.
+            let attempts =
+                futures::future::join_all(jobs.into_iter().map(|j| self.process(j))).await;
+            self.record(&attempts).await;
         }
     }
 
-    async fn process(&self, job: ClaimedJob) {
+    async fn process(&self, job: ClaimedJob) -> Attempt {
         let started_at = self.now();
         let timer = Instant::now();
-        let span = tracing::info_span!("job", event_id = %job.event_id, attempt = job.attempt);
-        let _enter = span.enter();
         if job.attempt == 1 {
             let lag = (started_at - job.created_at).num_milliseconds().max(0) as f64 / 1000.0;
             metrics::histogram!("queue_lag_seconds").record(lag);
@@ -123,14 +119,16 @@ impl Queue {
         let (outcome, status_code, error) = self.judge(&job, result);
         metrics::counter!("queue_attempts_total", "outcome" => outcome.as_str()).increment(1);
         metrics::histogram!("queue_attempt_seconds").record(timer.elapsed().as_secs_f64());
+        let span = tracing::info_span!("job", event_id = %job.event_id, attempt = job.attempt);
+        let _enter = span.enter();
         match &outcome {
-            JobOutcome::Success => tracing::info!("event handled"),
+            JobOutcome::Success => tracing::debug!("event handled"),
             JobOutcome::Retry { at } => {
                 tracing::warn!(error = error.as_deref(), next = %at, "attempt failed; will retry")
             }
             JobOutcome::Dead => tracing::error!(error = error.as_deref(), "event dead-lettered"),
         }
-        let attempt = Attempt {
+        Attempt {
             event_id: job.event_id.clone(),
             owner: self.owner.to_string(),
             attempt: job.attempt,
@@ -139,14 +137,23 @@ impl Queue {
             outcome,
             status_code,
             error,
-        };
-        match self.store.finish_job(&attempt).await {
-            Ok(true) => {}
-            Ok(false) => tracing::warn!(
-                "the lease ran out during the attempt; another worker owns the job now"
-            ),
-            // The lease will run out and the job will be tried again.
-            Err(error) => tracing::error!(error = %error, "could not record the attempt"),
+        }
+    }
+
+    async fn record(&self, attempts: &[Attempt]) {
+        match self.store.finish_jobs(attempts).await {
+            Ok(held) => {
+                for (attempt, held) in attempts.iter().zip(held) {
+                    if !held {
+                        tracing::warn!(
+                            event_id = %attempt.event_id,
+                            "the lease ran out during the attempt; another worker owns the job now"
+                        );
+                    }
+                }
+            }
+            // The leases will run out and the jobs will be tried again.
+            Err(error) => tracing::error!(error = %error, "could not record the attempts"),
         }
     }
 

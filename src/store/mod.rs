@@ -190,9 +190,10 @@ impl Store {
         dispatch!(self, s => s.claim_jobs(owner, limit, lease_until, now).await)
     }
 
-    /// Records an attempt; false when the lease was lost meanwhile.
-    pub async fn finish_job(&self, attempt: &Attempt) -> Result<bool> {
-        dispatch!(self, s => s.finish_job(attempt).await)
+    /// Records a worker's attempts in one transaction; for each, false when
+    /// the lease had been lost meanwhile (the result is then only logged).
+    pub async fn finish_jobs(&self, attempts: &[Attempt]) -> Result<Vec<bool>> {
+        dispatch!(self, s => s.finish_jobs(attempts).await)
     }
 
     pub async fn release_jobs(&self, owner: &str, now: DateTime<Utc>) -> Result<u64> {

@@ -6,7 +6,7 @@
 //! lease makes a `running` job claimable again.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{Row, Sqlite, Transaction};
 
 use super::SqliteStore;
 use crate::store::{
@@ -59,73 +59,15 @@ impl SqliteStore {
         Ok(jobs)
     }
 
-    /// Records the attempt and, if this worker still holds the lease, the
-    /// job's new state and the event's and order's processing state. Returns
-    /// false when the lease had been lost (another worker took the job over).
-    pub async fn finish_job(&self, attempt: &Attempt) -> Result<bool> {
-        let now = to_text(attempt.finished_at);
-        let (status, next_run_at) = match &attempt.outcome {
-            JobOutcome::Success => ("done", None),
-            JobOutcome::Retry { at } => ("pending", Some(to_text(*at))),
-            JobOutcome::Dead => ("dead", None),
-        };
+    /// Records the attempts in one transaction (one disk sync for a whole
+    /// batch) and, where the worker still holds the lease, each job's new
+    /// state and its event's and order's processing state. False for an
+    /// attempt whose lease had been lost (another worker took the job over).
+    pub async fn finish_jobs(&self, attempts: &[Attempt]) -> Result<Vec<bool>> {
         let mut tx = self.writer.begin().await?;
-        sqlx::query(
-            "INSERT INTO job_attempts (event_id, attempt, started_at, finished_at, outcome,
-                 status_code, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-        )
-        .bind(&attempt.event_id)
-        .bind(attempt.attempt)
-        .bind(to_text(attempt.started_at))
-        .bind(&now)
-        .bind(attempt.outcome.as_str())
-        .bind(attempt.status_code.map(i64::from))
-        .bind(&attempt.error)
-        .execute(&mut *tx)
-        .await?;
-        let held = sqlx::query(
-            "UPDATE jobs SET status = ?1, next_run_at = COALESCE(?2, next_run_at),
-                 lease_owner = NULL, lease_until = NULL, last_error = ?3, updated_at = ?4
-             WHERE event_id = ?5 AND lease_owner = ?6 AND status = 'running'",
-        )
-        .bind(status)
-        .bind(next_run_at)
-        .bind(&attempt.error)
-        .bind(&now)
-        .bind(&attempt.event_id)
-        .bind(&attempt.owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if held {
-            let success = attempt.outcome == JobOutcome::Success;
-            sqlx::query(
-                "UPDATE webhook_events SET processed = ?1, success = ?2, error_message = ?3
-                 WHERE event_id = ?4",
-            )
-            .bind(status != "pending")
-            .bind(success)
-            .bind(&attempt.error)
-            .bind(&attempt.event_id)
-            .execute(&mut *tx)
-            .await?;
-            // An order is processed when none of its events' jobs is left
-            // undone.
-            sqlx::query(
-                "UPDATE tiktok_orders SET
-                     processed = NOT EXISTS (
-                         SELECT 1 FROM webhook_events e JOIN jobs j ON j.event_id = e.event_id
-                         WHERE e.order_id = tiktok_orders.order_id AND j.status != 'done'),
-                     error_message = ?1, updated_at = ?2
-                 WHERE order_id = (SELECT order_id FROM webhook_events WHERE event_id = ?3)",
-            )
-            .bind(&attempt.error)
-            .bind(&now)
-            .bind(&attempt.event_id)
-            .execute(&mut *tx)
-            .await?;
+        let mut held = Vec::with_capacity(attempts.len());
+        for attempt in attempts {
+            held.push(finish_job(&mut tx, attempt).await?);
         }
         tx.commit().await?;
         Ok(held)
@@ -247,4 +189,71 @@ impl SqliteStore {
             lag_seconds: lag,
         })
     }
+}
+
+async fn finish_job(tx: &mut Transaction<'_, Sqlite>, attempt: &Attempt) -> Result<bool> {
+    let now = to_text(attempt.finished_at);
+    let (status, next_run_at) = match &attempt.outcome {
+        JobOutcome::Success => ("done", None),
+        JobOutcome::Retry { at } => ("pending", Some(to_text(*at))),
+        JobOutcome::Dead => ("dead", None),
+    };
+    sqlx::query(
+        "INSERT INTO job_attempts (event_id, attempt, started_at, finished_at, outcome,
+                 status_code, error)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )
+    .bind(&attempt.event_id)
+    .bind(attempt.attempt)
+    .bind(to_text(attempt.started_at))
+    .bind(&now)
+    .bind(attempt.outcome.as_str())
+    .bind(attempt.status_code.map(i64::from))
+    .bind(&attempt.error)
+    .execute(&mut **tx)
+    .await?;
+    let held = sqlx::query(
+        "UPDATE jobs SET status = ?1, next_run_at = COALESCE(?2, next_run_at),
+                 lease_owner = NULL, lease_until = NULL, last_error = ?3, updated_at = ?4
+             WHERE event_id = ?5 AND lease_owner = ?6 AND status = 'running'",
+    )
+    .bind(status)
+    .bind(next_run_at)
+    .bind(&attempt.error)
+    .bind(&now)
+    .bind(&attempt.event_id)
+    .bind(&attempt.owner)
+    .execute(&mut **tx)
+    .await?
+    .rows_affected()
+        == 1;
+    if held {
+        let success = attempt.outcome == JobOutcome::Success;
+        sqlx::query(
+            "UPDATE webhook_events SET processed = ?1, success = ?2, error_message = ?3
+                 WHERE event_id = ?4",
+        )
+        .bind(status != "pending")
+        .bind(success)
+        .bind(&attempt.error)
+        .bind(&attempt.event_id)
+        .execute(&mut **tx)
+        .await?;
+        // An order is processed when none of its events' jobs is left
+        // undone.
+        sqlx::query(
+            "UPDATE tiktok_orders SET
+                     processed = NOT EXISTS (
+                         SELECT 1 FROM webhook_events e JOIN jobs j ON j.event_id = e.event_id
+                         WHERE e.order_id = tiktok_orders.order_id AND j.status != 'done'),
+                     error_message = ?1, updated_at = ?2
+                 WHERE order_id = (SELECT order_id FROM webhook_events WHERE event_id = ?3)",
+        )
+        .bind(&attempt.error)
+        .bind(&now)
+        .bind(&attempt.event_id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(held)
 }
