@@ -6,11 +6,15 @@
 //! instance is claiming is skipped, not waited for and never taken twice. An
 //! expired lease makes a `running` job claimable again.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{Postgres, Row, Transaction};
 
 use super::PgStore;
 use crate::store::{Attempt, AttemptRecord, ClaimedJob, JobOutcome, QueueDepth, Result};
+
+type Tx<'c> = Transaction<'c, Postgres>;
 
 impl PgStore {
     pub async fn claim_jobs(
@@ -53,62 +57,37 @@ impl PgStore {
             .collect()
     }
 
-    /// Records the attempt and, if this worker still holds the lease, the
-    /// job's new state and the event's and order's processing state. Returns
-    /// false when the lease had been lost (another worker took the job over).
-    pub async fn finish_job(&self, attempt: &Attempt) -> Result<bool> {
-        let now = attempt.finished_at;
-        let (status, next_run_at) = match &attempt.outcome {
-            JobOutcome::Success => ("done", None),
-            JobOutcome::Retry { at } => ("pending", Some(*at)),
-            JobOutcome::Dead => ("dead", None),
-        };
+    /// Records a worker's attempts in one transaction and, where the worker
+    /// still holds the lease, each job's new state and its event's and
+    /// order's processing state. False for an attempt whose lease had been
+    /// lost (another worker took the job over).
+    ///
+    /// Rows are locked in the order intake locks them (jobs and events by
+    /// event id, then orders by order id), so that a finishing batch and an
+    /// intake batch touching the same events wait rather than deadlock.
+    pub async fn finish_jobs(&self, attempts: &[Attempt]) -> Result<Vec<bool>> {
+        let mut by_event: Vec<usize> = (0..attempts.len()).collect();
+        by_event.sort_by(|&a, &b| attempts[a].event_id.cmp(&attempts[b].event_id));
         let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "INSERT INTO job_attempts (event_id, attempt, started_at, finished_at, outcome,
-                 status_code, error)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .bind(&attempt.event_id)
-        .bind(attempt.attempt)
-        .bind(attempt.started_at)
-        .bind(now)
-        .bind(attempt.outcome.as_str())
-        .bind(attempt.status_code.map(i64::from))
-        .bind(&attempt.error)
-        .execute(&mut *tx)
-        .await?;
-        let held = sqlx::query(
-            "UPDATE jobs SET status = $1, next_run_at = COALESCE($2, next_run_at),
-                 lease_owner = NULL, lease_until = NULL, last_error = $3, updated_at = $4
-             WHERE event_id = $5 AND lease_owner = $6 AND status = 'running'",
-        )
-        .bind(status)
-        .bind(next_run_at)
-        .bind(&attempt.error)
-        .bind(now)
-        .bind(&attempt.event_id)
-        .bind(&attempt.owner)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if held {
-            let success = attempt.outcome == JobOutcome::Success;
-            let order_id: Option<String> = sqlx::query_scalar(
-                "UPDATE webhook_events SET processed = $1, success = $2, error_message = $3
-                 WHERE event_id = $4 RETURNING order_id",
-            )
-            .bind(status != "pending")
-            .bind(success)
-            .bind(&attempt.error)
-            .bind(&attempt.event_id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .flatten();
+        let mut held = vec![false; attempts.len()];
+        for &i in &by_event {
+            held[i] = record_attempt(&mut tx, &attempts[i]).await?;
+        }
+        // Each order's error is that of its last attempt in the batch, as if
+        // the attempts had been recorded one after the other.
+        let mut orders: BTreeMap<String, Option<&str>> = BTreeMap::new();
+        let mut order_of = vec![None; attempts.len()];
+        for &i in by_event.iter().filter(|&&i| held[i]) {
+            order_of[i] = settle_event(&mut tx, &attempts[i]).await?;
+        }
+        for (i, order_id) in order_of.into_iter().enumerate() {
             if let Some(order_id) = order_id {
-                settle_order(&mut tx, &order_id, attempt.error.as_deref(), now).await?;
+                orders.insert(order_id, attempts[i].error.as_deref());
             }
+        }
+        let now = attempts.iter().map(|a| a.finished_at).max();
+        for (order_id, error) in &orders {
+            settle_order(&mut tx, order_id, *error, now.unwrap_or_else(Utc::now)).await?;
         }
         tx.commit().await?;
         Ok(held)
@@ -230,6 +209,58 @@ impl PgStore {
     }
 }
 
+/// Keeps the attempt; moves the job on if this worker still holds its lease.
+async fn record_attempt(tx: &mut Tx<'_>, attempt: &Attempt) -> Result<bool> {
+    let (status, next_run_at) = match &attempt.outcome {
+        JobOutcome::Success => ("done", None),
+        JobOutcome::Retry { at } => ("pending", Some(*at)),
+        JobOutcome::Dead => ("dead", None),
+    };
+    sqlx::query(
+        "INSERT INTO job_attempts (event_id, attempt, started_at, finished_at, outcome,
+             status_code, error)
+         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+    )
+    .bind(&attempt.event_id)
+    .bind(attempt.attempt)
+    .bind(attempt.started_at)
+    .bind(attempt.finished_at)
+    .bind(attempt.outcome.as_str())
+    .bind(attempt.status_code.map(i64::from))
+    .bind(&attempt.error)
+    .execute(&mut **tx)
+    .await?;
+    let moved = sqlx::query(
+        "UPDATE jobs SET status = $1, next_run_at = COALESCE($2, next_run_at),
+             lease_owner = NULL, lease_until = NULL, last_error = $3, updated_at = $4
+         WHERE event_id = $5 AND lease_owner = $6 AND status = 'running'",
+    )
+    .bind(status)
+    .bind(next_run_at)
+    .bind(&attempt.error)
+    .bind(attempt.finished_at)
+    .bind(&attempt.event_id)
+    .bind(&attempt.owner)
+    .execute(&mut **tx)
+    .await?;
+    Ok(moved.rows_affected() == 1)
+}
+
+/// The event's processing state after a held attempt; returns its order.
+async fn settle_event(tx: &mut Tx<'_>, attempt: &Attempt) -> Result<Option<String>> {
+    let order_id: Option<Option<String>> = sqlx::query_scalar(
+        "UPDATE webhook_events SET processed = $1, success = $2, error_message = $3
+         WHERE event_id = $4 RETURNING order_id",
+    )
+    .bind(!matches!(attempt.outcome, JobOutcome::Retry { .. }))
+    .bind(attempt.outcome == JobOutcome::Success)
+    .bind(&attempt.error)
+    .bind(&attempt.event_id)
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(order_id.flatten())
+}
+
 /// An order is processed when none of its events' jobs is left undone.
 ///
 /// Two instances finishing two jobs of one order at once would each see the
@@ -238,7 +269,7 @@ impl PgStore {
 /// statement then sees that commit (READ COMMITTED takes a new snapshot per
 /// statement), so the last one to finish sets the final answer.
 async fn settle_order(
-    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    tx: &mut Tx<'_>,
     order_id: &str,
     error: Option<&str>,
     now: DateTime<Utc>,
