@@ -12,6 +12,7 @@
 //! the database in single statements; see `write.rs` and `project.rs`.
 
 mod detail;
+mod product;
 mod project;
 mod queue;
 mod read;
