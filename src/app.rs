@@ -161,28 +161,26 @@ impl Application {
         });
         let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
         let server = axum::serve(listener, app).with_graceful_shutdown(stopped(stop_seen.clone()));
+        // Everything after the signal shares one bound: connections drain
+        // while the queue stops, then the writer commits what it holds.
+        let everything = async {
+            let queue_stopping = async {
+                stopped(stop_seen.clone()).await;
+                queue.stop().await;
+            };
+            let (served, ()) = tokio::join!(server, queue_stopping);
+            // The router and every Writer handle are gone with the server.
+            let _ = writer_task.await;
+            served
+        };
         let expired = async {
             stopped(stop_seen.clone()).await;
             tokio::time::sleep(bound).await;
         };
-        let serving = async {
-            tokio::select! {
-                result = server => result.map_err(anyhow::Error::from),
-                () = expired => {
-                    tracing::warn!("requests still open at the shutdown bound; closing them");
-                    Ok(())
-                }
-            }
-        };
-        let queue_stopping = async {
-            stopped(stop_seen.clone()).await;
-            queue.stop().await;
-        };
-        let (served, ()) = tokio::join!(serving, queue_stopping);
-        served?;
-        // The router (and with it every Writer handle) is gone: the writer
-        // commits what it holds and stops.
-        let _ = tokio::time::timeout(bound, writer_task).await;
+        tokio::select! {
+            served = everything => served?,
+            () = expired => tracing::warn!("still busy at SHUTDOWN_TIMEOUT; stopping anyway"),
+        }
         store.close().await;
         tracing::info!("stopped");
         Ok(())

@@ -57,7 +57,13 @@ fn print_development_help(settings: &Settings, port: u16) {
         });
     println!("\nDevelopment mode: credentials were generated and kept in {file}");
     println!("Send a signed test event (in a second shell, from this folder):");
-    println!("  {exe} send tests/data/events/01-order-status-change.json");
+    // With PORT=0 the port was picked at start: name it.
+    let url = if settings.port == port {
+        String::new()
+    } else {
+        format!(" --url http://{host}:{port}/webhook/tiktok")
+    };
+    println!("  {exe} send tests/data/events/01-order-status-change.json{url}");
     if let Some(token) = &settings.generated.api_token {
         println!("Then read it back:");
         println!(

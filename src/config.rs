@@ -212,7 +212,10 @@ impl Settings {
         }
 
         Ok(Settings {
-            host: parse_or("HOST", get("HOST"), IpAddr::from([127, 0, 0, 1]))?,
+            host: match get("HOST") {
+                Some("localhost") => IpAddr::from([127, 0, 0, 1]),
+                other => parse_or("HOST", other, IpAddr::from([127, 0, 0, 1]))?,
+            },
             port: parse_or("PORT", get("PORT"), 3001)?,
             env,
             database,
@@ -311,7 +314,9 @@ impl Settings {
             ("RATE_LIMIT_WINDOW", humanize(self.rate_limit_window)),
             (
                 "FORWARD_URL",
-                self.forward_url.clone().unwrap_or("(unset)".into()),
+                self.forward_url
+                    .as_deref()
+                    .map_or("(unset)".into(), mask_url),
             ),
             (
                 "WEBHOOK_SECRET",
@@ -517,6 +522,20 @@ fn humanize(d: Duration) -> String {
     humantime::format_duration(d).to_string()
 }
 
+/// A URL without what may hold a credential: user info and query.
+fn mask_url(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut parsed) => {
+            let had_query = parsed.query().is_some();
+            let _ = parsed.set_username("");
+            let _ = parsed.set_password(None);
+            parsed.set_query(None);
+            format!("{parsed}{}", if had_query { "?***" } else { "" })
+        }
+        Err(_) => "***".into(),
+    }
+}
+
 fn mask(secret: &str) -> String {
     if secret.is_empty() {
         "(unset)".into()
@@ -623,7 +642,18 @@ mod tests {
 
     #[test]
     fn check_config_output_never_holds_secrets() {
-        let s = Settings::load(&production(&[("TIKTOK_APP_SECRET", "hunter2-secret")])).unwrap();
+        let s = Settings::load(&production(&[
+            ("TIKTOK_APP_SECRET", "hunter2-secret"),
+            (
+                "FORWARD_URL",
+                "https://bob:hunter2pass@hooks.test/in?token=sekrit",
+            ),
+            ("WEBHOOK_SECRET", "whsec_c2VjcmV0"),
+        ]))
+        .unwrap();
+        let described = format!("{:?}", s.describe());
+        assert!(!described.contains("hunter2pass") && !described.contains("sekrit"));
+        assert!(described.contains("https://hooks.test/in?***"));
         let text = format!("{:?} {:?}", s.describe(), s);
         assert!(!text.contains("hunter2-secret"));
         assert!(!text.contains("0123456789abcdef"));

@@ -54,9 +54,10 @@ pub async fn receive(
     let event = Event::parse(verified).map_err(invalid_body)?;
     check_age(&state, &event)?;
     let span = tracing::Span::current();
-    span.record("event_id", event.id.as_str());
+    // Debug-quoted: ids come from the sender and may hold line breaks.
+    span.record("event_id", tracing::field::debug(event.id.as_str()));
     if let Some(shop) = &event.shop_id {
-        span.record("shop_id", shop.as_str());
+        span.record("shop_id", tracing::field::debug(shop.as_str()));
     }
 
     let event_id = event.id.to_string();

@@ -148,9 +148,33 @@ async fn a_locked_database_answers_503_never_200() {
     app.stop().await;
 }
 
+async fn event_lists_leave_bodies_out_and_check_their_cursor(db: Db) {
+    let app = spawn_app(db).await;
+    let body = status_event("7400000000000000060", "578000000000000060", "UNPAID", now());
+    assert_eq!(app.send(&body).await.status(), 200);
+    let (_, list) = app.get("/api/events").await;
+    assert_eq!(list["data"][0]["event_id"], "7400000000000000060");
+    assert!(list["data"][0].get("raw_body").is_none());
+    assert_eq!(app.get("/api/events?before=no-such-event").await.0, 400);
+    let lowercase = app
+        .client
+        .get(format!("{}/api/events", app.address))
+        .header("authorization", format!("bearer {API_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        lowercase.status(),
+        200,
+        "the scheme name is case-insensitive"
+    );
+    app.stop().await;
+}
+
 on_both_databases!(
     a_signed_event_is_stored_byte_for_byte_and_readable,
     twenty_concurrent_copies_store_one_row_with_twenty_deliveries,
     a_stale_event_is_refused_and_not_stored,
     refusals_carry_distinct_codes_and_store_nothing,
+    event_lists_leave_bodies_out_and_check_their_cursor,
 );

@@ -230,10 +230,60 @@ async fn the_sellers_own_handler_runs_once_per_event_and_is_retried(db: Db) {
     task.await.unwrap().unwrap();
 }
 
+async fn a_redirect_is_not_a_delivery(db: Db) {
+    let receiver = Receiver::start(|n| Answer::Status(if n == 0 { 302 } else { 200 })).await;
+    let app = spawn(db, &forwarding(&receiver, &[])).await;
+    let body = status_event("7400000000000000605", "578000000000000605", "UNPAID", now());
+    assert_eq!(app.send(&body).await.status(), 200);
+    let event = wait_for_event(&app, "7400000000000000605", |e| e["status"] == "done").await;
+    assert_eq!(
+        event["attempts"], 2,
+        "the 302 was retried, not counted as delivered"
+    );
+    let (_, attempts) = app.get("/api/events/7400000000000000605/attempts").await;
+    assert_eq!(attempts["data"][0]["status_code"], 302);
+    app.stop().await;
+}
+
+async fn an_unreadable_event_belongs_to_its_order_and_is_retried_with_it(db: Db) {
+    let app = spawn_app(db).await;
+    let body = format!(
+        r#"{{"type":1,"tts_notification_id":"7400000000000000606","shop_id":"1","timestamp":{},"data":{{"order_id":"578000000000000606","order_status":"UNPAID","update_time":"soon"}}}}"#,
+        now()
+    );
+    assert_eq!(app.send(&body).await.status(), 200);
+    let (_, event) = app.get("/api/events/7400000000000000606").await;
+    assert_eq!(event["data"]["success"], false);
+    assert_eq!(event["data"]["order_id"], "578000000000000606");
+    let (_, queue) = app.get("/api/orders/queue/unprocessed").await;
+    assert_eq!(queue["data"][0]["order_id"], "578000000000000606");
+
+    let retry: Value = app
+        .client
+        .post(format!(
+            "{}/api/orders/578000000000000606/retry",
+            app.address
+        ))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        retry["data"]["event_ids"],
+        serde_json::json!(["7400000000000000606"])
+    );
+    app.stop().await;
+}
+
 on_both_databases!(
     a_receiver_that_fails_three_times_gets_the_signed_event_on_the_fourth,
     an_always_failing_receiver_dead_letters_and_a_manual_retry_delivers,
     retry_after_is_honoured,
     retrying_an_unknown_event_is_404,
     the_sellers_own_handler_runs_once_per_event_and_is_retried,
+    a_redirect_is_not_a_delivery,
+    an_unreadable_event_belongs_to_its_order_and_is_retried_with_it,
 );

@@ -20,11 +20,13 @@ pub async fn require_token(
 ) -> Result<Response, ApiError> {
     let mut values = request.headers().get_all(AUTHORIZATION).iter();
     let presented = match (values.next(), values.next()) {
-        (Some(value), None) => value
-            .to_str()
-            .ok()
-            .and_then(|v| v.trim().strip_prefix("Bearer "))
-            .map(str::trim),
+        (Some(value), None) => value.to_str().ok().and_then(|v| {
+            // The scheme name is case-insensitive (RFC 9110).
+            let (scheme, token) = v.trim().split_once(' ')?;
+            scheme
+                .eq_ignore_ascii_case("bearer")
+                .then_some(token.trim())
+        }),
         _ => None,
     };
     match presented {

@@ -18,6 +18,13 @@ pub async fn list(
     State(state): State<AppState>,
     params: Params,
 ) -> Result<Json<Data<Vec<EventRecord>>>, ApiError> {
+    if let Some(before) = params.text("before") {
+        if state.store.event(before).await?.is_none() {
+            return Err(ApiError::bad_request(
+                "`before` must be the event_id of a stored event (from an earlier page)",
+            ));
+        }
+    }
     let filter = EventFilter {
         shop_id: params.text("shop_id").map(str::to_owned),
         type_code: match params.text("type") {

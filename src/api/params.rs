@@ -64,8 +64,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Id {
         let Path(id) = Path::<String>::from_request_parts(parts, state)
             .await
             .map_err(|_| ApiError::bad_request("the id in the path could not be read"))?;
-        if id.is_empty() || id.len() > 200 {
-            return Err(ApiError::bad_request("the id must be 1 to 200 characters"));
+        // Notification ids can be long (a body hash, or whatever a sender
+        // put there); the bound only keeps absurd paths out.
+        if id.is_empty() || id.len() > 4096 {
+            return Err(ApiError::bad_request("the id must be 1 to 4096 characters"));
         }
         Ok(Id(id))
     }

@@ -27,8 +27,11 @@ impl std::fmt::Debug for Forwarder {
 
 impl Forwarder {
     pub fn new(url: &str, secret: &SecretString, timeout: Duration) -> anyhow::Result<Self> {
+        // A redirect is not a delivery: following it would turn the POST
+        // into a GET without the body and count that as success.
         let client = reqwest::Client::builder()
             .timeout(timeout)
+            .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("tiktok-webhook/", env!("CARGO_PKG_VERSION")))
             .build()?;
         Ok(Self {

@@ -9,6 +9,7 @@ use tokio::{
     sync::{watch, Notify},
     task::JoinSet,
 };
+use tracing::Instrument;
 
 use super::{EventHandler, HandlerError, QueueSettings};
 use crate::{
@@ -110,8 +111,20 @@ impl Queue {
             let lag = (started_at - job.created_at).num_milliseconds().max(0) as f64 / 1000.0;
             metrics::histogram!("queue_lag_seconds").record(lag);
         }
+        let span = tracing::info_span!("job", event_id = ?job.event_id, attempt = job.attempt);
         let result = match stored_event(&job) {
-            Some(event) => self.handler.handle(&event).await,
+            Some(event) => {
+                // A call must end before the lease does, or another worker
+                // would take the job over and run it a second time.
+                let bound = self.settings.lease.mul_f64(0.8);
+                let call = tokio::time::timeout(bound, self.handler.handle(&event));
+                match call.instrument(span.clone()).await {
+                    Ok(result) => result,
+                    Err(_) => Err(HandlerError::retry(
+                        "the handler took longer than 80% of JOB_LEASE and was stopped",
+                    )),
+                }
+            }
             None => Err(HandlerError::permanent(
                 "the stored body can no longer be read",
             )),
@@ -119,7 +132,6 @@ impl Queue {
         let (outcome, status_code, error) = self.judge(&job, result);
         metrics::counter!("queue_attempts_total", "outcome" => outcome.as_str()).increment(1);
         metrics::histogram!("queue_attempt_seconds").record(timer.elapsed().as_secs_f64());
-        let span = tracing::info_span!("job", event_id = %job.event_id, attempt = job.attempt);
         let _enter = span.enter();
         match &outcome {
             JobOutcome::Success => tracing::debug!("event handled"),
@@ -199,7 +211,8 @@ impl QueueHandle {
     /// gives back every lease this instance still holds.
     pub async fn stop(mut self) {
         let _ = self.stop.send(true);
-        let bound = self.queue.settings.shutdown;
+        // Most of the shutdown bound: the rest is for giving leases back.
+        let bound = self.queue.settings.shutdown.mul_f64(0.8);
         let drained = tokio::time::timeout(bound, async {
             while self.workers.join_next().await.is_some() {}
         })

@@ -100,10 +100,13 @@ pub struct EventRecord {
     /// The processing job's state (pending, running, done, dead), if any.
     pub status: Option<String>,
     pub attempts: i64,
-    /// The body parsed, numbers with their exact digits.
-    pub payload: Box<RawValue>,
-    /// The body exactly as received.
-    pub raw_body: String,
+    /// The body parsed, numbers with their exact digits. Only when one event
+    /// is read: lists leave bodies out (they can be megabytes each).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub payload: Option<Box<RawValue>>,
+    /// The body exactly as received; with `payload`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub raw_body: Option<String>,
 }
 
 /// A cancellation, return, reverse order or refund of one order.

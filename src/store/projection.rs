@@ -311,8 +311,10 @@ fn topic_writes(event: &Event) -> Vec<Write<'_>> {
             },
             time,
         ),
+        // An unreadable event still belongs to its order, when it names it.
+        Topic::Malformed { order_id, .. } => touch(order_id.as_ref(), None),
         // Messages, seller-level FBT orders, account notices (handled by
-        // shop_change), unknown and malformed topics: kept as events only.
+        // shop_change), unknown topics: kept as events only.
         _ => Vec::new(),
     }
 }

@@ -96,10 +96,22 @@ impl PgStore {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.writer.begin().await?;
-        let outcomes = write::store_events(&mut tx, events, Utc::now()).await?;
-        tx.commit().await?;
-        Ok(outcomes)
+        let mut conn = self.writer.acquire().await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let outcomes = write::store_events(&mut tx, events, Utc::now()).await?;
+            tx.commit().await?;
+            Ok(outcomes)
+        }
+        .await;
+        // After a failure the connection is closed, not pooled: whatever
+        // state the failure left it in (a broken socket, a transaction still
+        // being rolled back) cannot reach the next batch. Opening another
+        // costs a few milliseconds, once.
+        if result.is_err() {
+            let _ = conn.close().await;
+        }
+        result
     }
 }
 

@@ -95,12 +95,23 @@ impl Ctx<'_> {
         }
     }
 
-    /// The order has an event waiting for the processing queue.
-    pub async fn unprocessed(&self, tx: &mut Tx<'_>, order_id: &str) -> Result<()> {
-        sqlx::query("UPDATE tiktok_orders SET processed = false WHERE order_id = $1")
-            .bind(order_id)
-            .execute(&mut **tx)
-            .await?;
+    /// The order has an event waiting for the processing queue, or one that
+    /// failed for good (`error`), which the order then shows.
+    pub async fn unprocessed(
+        &self,
+        tx: &mut Tx<'_>,
+        order_id: &str,
+        error: Option<&str>,
+    ) -> Result<()> {
+        sqlx::query(
+            "UPDATE tiktok_orders SET processed = false,
+                 error_message = COALESCE($2, error_message)
+             WHERE order_id = $1",
+        )
+        .bind(order_id)
+        .bind(error)
+        .execute(&mut **tx)
+        .await?;
         Ok(())
     }
 

@@ -105,12 +105,13 @@ impl PgStore {
 
     pub async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
         let rows = sqlx::query(&format!(
-            "{EVENT_COLUMNS}
+            "{}
              WHERE ($1::text IS NULL OR e.shop_id = $1) AND ($2::bigint IS NULL OR e.type = $2)
                AND ($3::text IS NULL
                     OR e.id < (SELECT id FROM webhook_events WHERE event_id = $3))
                AND ($5::text IS NULL OR j.status = $5)
-             ORDER BY e.id DESC LIMIT $4"
+             ORDER BY e.id DESC LIMIT $4",
+            EVENT_COLUMNS.replace("{body}", "NULL")
         ))
         .bind(filter.shop_id.as_deref())
         .bind(filter.type_code)
@@ -123,10 +124,13 @@ impl PgStore {
     }
 
     pub async fn event(&self, event_id: &str) -> Result<Option<EventRecord>> {
-        let row = sqlx::query(&format!("{EVENT_COLUMNS} WHERE e.event_id = $1"))
-            .bind(event_id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let row = sqlx::query(&format!(
+            "{} WHERE e.event_id = $1",
+            EVENT_COLUMNS.replace("{body}", "e.raw_body")
+        ))
+        .bind(event_id)
+        .fetch_optional(&self.pool)
+        .await?;
         row.map(|r| event_record(&r)).transpose()
     }
 }
@@ -155,16 +159,18 @@ fn order_record(r: &PgRow) -> Result<OrderRecord> {
     })
 }
 
+/// An event's columns; `{body}` is `e.raw_body` for one event, NULL in lists.
 /// The API's `payload` is parsed from `raw_body`, not read from the jsonb
 /// column: jsonb reorders keys and cannot hold every body (see the
 /// migration), and the answer must not depend on the database.
 const EVENT_COLUMNS: &str = "SELECT e.event_id, e.type, e.event_type, e.shop_id, e.order_id,
     e.timestamp, e.received_at, e.last_received_at, e.deliveries, e.processed, e.success,
-    e.error_message, e.raw_body, j.status AS job_status, COALESCE(j.attempts, 0) AS attempts
+    e.error_message, {body} AS raw_body, j.status AS job_status,
+    COALESCE(j.attempts, 0) AS attempts
     FROM webhook_events e LEFT JOIN jobs j ON j.event_id = e.event_id";
 
 fn event_record(r: &PgRow) -> Result<EventRecord> {
-    let raw_body: String = r.try_get("raw_body")?;
+    let raw_body: Option<String> = r.try_get("raw_body")?;
     Ok(EventRecord {
         event_id: r.try_get("event_id")?,
         type_code: r.try_get("type")?,
@@ -180,7 +186,7 @@ fn event_record(r: &PgRow) -> Result<EventRecord> {
         error_message: r.try_get("error_message")?,
         status: r.try_get("job_status")?,
         attempts: r.try_get("attempts")?,
-        payload: raw_json(raw_body.clone())?,
+        payload: raw_body.clone().map(raw_json).transpose()?,
         raw_body,
     })
 }

@@ -65,16 +65,23 @@ pub async fn store_events(
         });
     }
 
-    // Each new event's projection writes and, when it waits for the queue,
-    // the mark that its order is not processed yet (as SQLite's enqueue).
+    // Each new event's projection writes and then, as in SQLite's write
+    // path, its order's processing state: waiting for the queue, or failed
+    // for good when the event cannot be read (it is never queued).
     let mut steps = Vec::new();
     let mut queued = Vec::new();
     for event in fresh {
         steps.extend(writes(event).into_iter().map(|w| (event, Step::Write(w))));
-        if !is_final(event) {
+        let (readable, error) = processing_outcome(event);
+        if readable {
             queued.push(event.id.as_str());
-            if let Some(order_id) = event.order_id() {
-                steps.push((event, Step::Unprocessed(order_id.as_str())));
+        }
+        if let Some(order_id) = event.order_id() {
+            let order_id = order_id.as_str();
+            match error {
+                _ if readable => steps.push((event, Step::Unprocessed(order_id))),
+                Some(reason) => steps.push((event, Step::Failed(order_id, reason))),
+                None => {}
             }
         }
     }
@@ -86,7 +93,8 @@ pub async fn store_events(
         let ctx = Ctx { event, now };
         match step {
             Step::Write(write) => ctx.apply(tx, write).await?,
-            Step::Unprocessed(order_id) => ctx.unprocessed(tx, order_id).await?,
+            Step::Unprocessed(order_id) => ctx.unprocessed(tx, order_id, None).await?,
+            Step::Failed(order_id, reason) => ctx.unprocessed(tx, order_id, Some(reason)).await?,
         }
     }
     enqueue(tx, &queued, now).await?;
@@ -98,6 +106,8 @@ enum Step<'a> {
     Write(Write<'a>),
     /// The order has an event waiting for the queue.
     Unprocessed(&'a str),
+    /// The order has an event that could not be read, for this reason.
+    Failed(&'a str, String),
 }
 
 /// A malformed event is final when stored (failed, for someone to look at);
@@ -131,7 +141,7 @@ async fn enqueue(tx: &mut Tx<'_>, event_ids: &[&str], now: DateTime<Utc>) -> Res
 fn lock_order<'a>(event: &'a Event, step: &Step<'a>) -> (u8, &'a str, &'a str, &'a str) {
     let write = match step {
         Step::Write(write) => write,
-        Step::Unprocessed(order_id) => return (0, order_id, "", ""),
+        Step::Unprocessed(order_id) | Step::Failed(order_id, _) => return (0, order_id, "", ""),
     };
     match write {
         Write::OrderStatus { order_id, .. } | Write::OrderTouch { order_id, .. } => {

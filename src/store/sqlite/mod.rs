@@ -4,13 +4,21 @@
 //! writer connection (SQLite serialises writers anyway, and one connection
 //! makes batching natural) and a small pool of readers.
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    str::FromStr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use sqlx::{
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
     },
-    Pool, Row, Sqlite,
+    Pool, Row, Sqlite, Transaction,
 };
 
 use super::{
@@ -29,6 +37,44 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 pub struct SqliteStore {
     writer: Pool<Sqlite>,
     readers: Pool<Sqlite>,
+    file: Arc<DatabaseFile>,
+    /// Set when the last write failed, cleared by the next that succeeds:
+    /// health reports what intake would meet.
+    write_failing: Arc<AtomicBool>,
+}
+
+/// The database file as opened. SQLite keeps writing to a file that was
+/// deleted or replaced under it, and everything written then is lost at the
+/// next start; checking the path still names the same file catches that.
+#[derive(Debug)]
+struct DatabaseFile {
+    path: PathBuf,
+    identity: Option<(u64, u64)>,
+}
+
+impl DatabaseFile {
+    fn identity(path: &Path) -> Option<(u64, u64)> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
+        }
+        #[cfg(not(unix))]
+        {
+            std::fs::metadata(path).ok().map(|_| (0, 0))
+        }
+    }
+
+    fn check(&self) -> Result<()> {
+        if Self::identity(&self.path) == self.identity {
+            Ok(())
+        } else {
+            Err(StoreError::Unavailable(sqlx::Error::Protocol(format!(
+                "{} was deleted or replaced while open; restart to reopen it",
+                self.path.display()
+            ))))
+        }
+    }
 }
 
 impl SqliteStore {
@@ -56,7 +102,46 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(3))
             .connect_with(options.read_only(true))
             .await?;
-        Ok(Self { writer, readers })
+        let file = DatabaseFile {
+            path: path.to_path_buf(),
+            identity: DatabaseFile::identity(path),
+        };
+        Ok(Self {
+            writer,
+            readers,
+            file: Arc::new(file),
+            write_failing: Arc::default(),
+        })
+    }
+
+    /// Runs `work` in one transaction on the writer connection. After any
+    /// failure that connection is closed rather than returned to the pool:
+    /// SQLite can leave a transaction open behind a failed COMMIT (a full
+    /// disk does), and a connection in that state would quietly take the
+    /// next batch into a transaction that never commits.
+    async fn write<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Transaction<'_, Sqlite>) -> Result<T>,
+    ) -> Result<T> {
+        let result = match self.writer.acquire().await {
+            Err(e) => Err(e.into()),
+            Ok(mut conn) => {
+                let result = async {
+                    self.file.check()?;
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    let value = work(&mut tx).await?;
+                    tx.commit().await?;
+                    Ok(value)
+                }
+                .await;
+                if result.is_err() {
+                    let _ = conn.close().await;
+                }
+                result
+            }
+        };
+        self.write_failing.store(result.is_err(), Ordering::Relaxed);
+        result
     }
 
     pub async fn migrate(&self) -> Result<()> {
@@ -69,19 +154,27 @@ impl SqliteStore {
         self.writer.close().await;
     }
 
+    /// Readable, the same file as opened, and the last write succeeded.
     pub async fn ping(&self) -> Result<()> {
+        self.file.check()?;
+        if self.write_failing.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable(sqlx::Error::Protocol(
+                "the last write failed".into(),
+            )));
+        }
         sqlx::query("SELECT 1").execute(&self.readers).await?;
         Ok(())
     }
 
     pub async fn commit(&self, events: &[Event]) -> Result<Vec<Committed>> {
-        let mut tx = self.writer.begin().await?;
-        let mut outcomes = Vec::with_capacity(events.len());
-        for event in events {
-            outcomes.push(write::store_event(&mut tx, event).await?);
-        }
-        tx.commit().await?;
-        Ok(outcomes)
+        self.write(async |tx| {
+            let mut outcomes = Vec::with_capacity(events.len());
+            for event in events {
+                outcomes.push(write::store_event(tx, event).await?);
+            }
+            Ok(outcomes)
+        })
+        .await
     }
 
     pub async fn order(&self, order_id: &str) -> Result<Option<OrderRecord>> {
@@ -180,11 +273,12 @@ impl SqliteStore {
 
     pub async fn events(&self, filter: &EventFilter) -> Result<Vec<EventRecord>> {
         let rows = sqlx::query(&format!(
-            "{EVENT_COLUMNS}
+            "{}
              WHERE (?1 IS NULL OR e.shop_id = ?1) AND (?2 IS NULL OR e.type = ?2)
                AND (?3 IS NULL OR e.id < (SELECT id FROM webhook_events WHERE event_id = ?3))
                AND (?5 IS NULL OR j.status = ?5)
-             ORDER BY e.id DESC LIMIT ?4"
+             ORDER BY e.id DESC LIMIT ?4",
+            EVENT_COLUMNS.replace("{body}", "NULL")
         ))
         .bind(filter.shop_id.as_deref())
         .bind(filter.type_code)
@@ -197,10 +291,13 @@ impl SqliteStore {
     }
 
     pub async fn event(&self, event_id: &str) -> Result<Option<EventRecord>> {
-        let row = sqlx::query(&format!("{EVENT_COLUMNS} WHERE e.event_id = ?1"))
-            .bind(event_id)
-            .fetch_optional(&self.readers)
-            .await?;
+        let row = sqlx::query(&format!(
+            "{} WHERE e.event_id = ?1",
+            EVENT_COLUMNS.replace("{body}", "e.payload")
+        ))
+        .bind(event_id)
+        .fetch_optional(&self.readers)
+        .await?;
         row.map(|r| event_record(&r)).transpose()
     }
 }
@@ -228,13 +325,15 @@ fn order_record(r: &SqliteRow) -> Result<OrderRecord> {
     })
 }
 
+/// An event's columns; `{body}` is `e.payload` for one event, NULL in lists.
 const EVENT_COLUMNS: &str = "SELECT e.event_id, e.type, e.event_type, e.shop_id, e.order_id,
     e.timestamp, e.received_at, e.last_received_at, e.deliveries, e.processed, e.success,
-    e.error_message, e.payload, j.status AS job_status, COALESCE(j.attempts, 0) AS attempts
+    e.error_message, {body} AS payload, j.status AS job_status,
+    COALESCE(j.attempts, 0) AS attempts
     FROM webhook_events e LEFT JOIN jobs j ON j.event_id = e.event_id";
 
 fn event_record(r: &SqliteRow) -> Result<EventRecord> {
-    let raw_body: String = r.try_get("payload")?;
+    let raw_body: Option<String> = r.try_get("payload")?;
     Ok(EventRecord {
         event_id: r.try_get("event_id")?,
         type_code: r.try_get("type")?,
@@ -250,7 +349,7 @@ fn event_record(r: &SqliteRow) -> Result<EventRecord> {
         error_message: r.try_get("error_message")?,
         status: r.try_get("job_status")?,
         attempts: r.try_get("attempts")?,
-        payload: raw_json(raw_body.clone())?,
+        payload: raw_body.clone().map(raw_json).transpose()?,
         raw_body,
     })
 }
@@ -262,4 +361,94 @@ fn event_record(r: &SqliteRow) -> Result<EventRecord> {
 pub(super) fn is_unavailable_code(code: Option<&str>) -> bool {
     let primary = code.and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
     matches!(primary, Some(5 | 6 | 7 | 8 | 10 | 13 | 14 | 15))
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::tiktok::VerifiedBody;
+
+    fn event(id: u32, pad: usize) -> Event {
+        let body = format!(
+            r#"{{"type":1,"tts_notification_id":"{id}","shop_id":"1","timestamp":1,"data":{{"order_id":"9{id}","order_status":"UNPAID","update_time":1,"pad":"{}"}}}}"#,
+            "x".repeat(pad)
+        );
+        Event::parse(VerifiedBody::from_storage(Bytes::from(body))).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_failed_commit_leaves_no_open_transaction_behind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db.sqlite"), 2)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        for ddl in [
+            "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
+            "CREATE TABLE child (pid INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
+        ] {
+            sqlx::query(ddl).execute(&store.writer).await.unwrap();
+        }
+        // A deferred constraint fails at COMMIT, and SQLite then keeps the
+        // transaction open, as it may after a full disk.
+        let failed = store
+            .write(async |tx| {
+                sqlx::query("INSERT INTO child VALUES (42)")
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            })
+            .await;
+        assert!(failed.is_err());
+
+        store.commit(&[event(4, 10)]).await.unwrap();
+        assert!(
+            store.event("4").await.unwrap().is_some(),
+            "a later commit is really committed, not nested in the failed one"
+        );
+    }
+
+    #[tokio::test]
+    async fn after_a_failed_write_the_next_commit_is_durable_and_visible() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db.sqlite"), 2)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        // A size cap on the writer connection stands in for a full disk.
+        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+            .fetch_one(&store.writer)
+            .await
+            .unwrap();
+        sqlx::query(&format!("PRAGMA max_page_count = {}", pages + 2))
+            .execute(&store.writer)
+            .await
+            .unwrap();
+        assert!(store.commit(&[event(1, 200_000)]).await.is_err());
+        assert!(
+            store.ping().await.is_err(),
+            "health reports the failed write"
+        );
+
+        // The connection that failed was replaced: no cap, no open
+        // transaction left behind, and the commit really commits.
+        let stored = store.commit(&[event(2, 10)]).await.unwrap();
+        assert!(!stored[0].duplicate);
+        assert!(store.event("2").await.unwrap().is_some(), "readers see it");
+        assert!(store.event("1").await.unwrap().is_none());
+        store.ping().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_deleted_database_file_refuses_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite");
+        let store = SqliteStore::open(&path, 2).await.unwrap();
+        store.migrate().await.unwrap();
+        std::fs::remove_file(&path).unwrap();
+        assert!(store.commit(&[event(3, 10)]).await.is_err());
+        assert!(store.ping().await.is_err());
+    }
 }

@@ -23,9 +23,9 @@ impl SqliteStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<ClaimedJob>> {
         let now = to_text(now);
-        let mut tx = self.writer.begin().await?;
-        let rows = sqlx::query(
-            "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = ?1,
+        self.write(async |tx| {
+            let rows = sqlx::query(
+                "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = ?1,
                  lease_until = ?2, updated_at = ?3
              WHERE id IN (
                  SELECT id FROM jobs
@@ -33,30 +33,31 @@ impl SqliteStore {
                     OR (status = 'running' AND lease_until < ?3)
                  ORDER BY next_run_at LIMIT ?4)
              RETURNING event_id, attempts, created_at",
-        )
-        .bind(owner)
-        .bind(to_text(lease_until))
-        .bind(&now)
-        .bind(limit)
-        .fetch_all(&mut *tx)
-        .await?;
-        let mut jobs = Vec::with_capacity(rows.len());
-        for row in rows {
-            let event_id: String = row.try_get("event_id")?;
-            let raw_body: String =
-                sqlx::query_scalar("SELECT payload FROM webhook_events WHERE event_id = ?1")
-                    .bind(&event_id)
-                    .fetch_one(&mut *tx)
-                    .await?;
-            jobs.push(ClaimedJob {
-                attempt: row.try_get("attempts")?,
-                created_at: from_text(row.try_get("created_at")?)?,
-                event_id,
-                raw_body,
-            });
-        }
-        tx.commit().await?;
-        Ok(jobs)
+            )
+            .bind(owner)
+            .bind(to_text(lease_until))
+            .bind(&now)
+            .bind(limit)
+            .fetch_all(&mut **tx)
+            .await?;
+            let mut jobs = Vec::with_capacity(rows.len());
+            for row in rows {
+                let event_id: String = row.try_get("event_id")?;
+                let raw_body: String =
+                    sqlx::query_scalar("SELECT payload FROM webhook_events WHERE event_id = ?1")
+                        .bind(&event_id)
+                        .fetch_one(&mut **tx)
+                        .await?;
+                jobs.push(ClaimedJob {
+                    attempt: row.try_get("attempts")?,
+                    created_at: from_text(row.try_get("created_at")?)?,
+                    event_id,
+                    raw_body,
+                });
+            }
+            Ok(jobs)
+        })
+        .await
     }
 
     /// Records the attempts in one transaction (one disk sync for a whole
@@ -64,28 +65,32 @@ impl SqliteStore {
     /// state and its event's and order's processing state. False for an
     /// attempt whose lease had been lost (another worker took the job over).
     pub async fn finish_jobs(&self, attempts: &[Attempt]) -> Result<Vec<bool>> {
-        let mut tx = self.writer.begin().await?;
-        let mut held = Vec::with_capacity(attempts.len());
-        for attempt in attempts {
-            held.push(finish_job(&mut tx, attempt).await?);
-        }
-        tx.commit().await?;
-        Ok(held)
+        self.write(async |tx| {
+            let mut held = Vec::with_capacity(attempts.len());
+            for attempt in attempts {
+                held.push(finish_job(tx, attempt).await?);
+            }
+            Ok(held)
+        })
+        .await
     }
 
     /// Gives back every lease `owner` holds (graceful shutdown): the jobs are
     /// due again at once, for this or another instance.
     pub async fn release_jobs(&self, owner: &str, now: DateTime<Utc>) -> Result<u64> {
-        let done = sqlx::query(
-            "UPDATE jobs SET status = 'pending', attempts = MAX(attempts - 1, 0),
-                 lease_owner = NULL, lease_until = NULL, next_run_at = ?2, updated_at = ?2
-             WHERE lease_owner = ?1 AND status = 'running'",
-        )
-        .bind(owner)
-        .bind(to_text(now))
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected())
+        self.write(async |tx| {
+            let done = sqlx::query(
+                "UPDATE jobs SET status = 'pending', attempts = MAX(attempts - 1, 0),
+                     lease_owner = NULL, lease_until = NULL, next_run_at = ?2, updated_at = ?2
+                 WHERE lease_owner = ?1 AND status = 'running'",
+            )
+            .bind(owner)
+            .bind(to_text(now))
+            .execute(&mut **tx)
+            .await?;
+            Ok(done.rows_affected())
+        })
+        .await
     }
 
     /// Makes the event's job due now with a fresh budget of attempts (and
@@ -93,39 +98,40 @@ impl SqliteStore {
     /// a job that is running right now.
     pub async fn retry_event(&self, event_id: &str, now: DateTime<Utc>) -> Result<bool> {
         let now = to_text(now);
-        let mut tx = self.writer.begin().await?;
-        let changed = sqlx::query(
-            "INSERT INTO jobs (event_id, next_run_at, created_at, updated_at)
+        self.write(async |tx| {
+            let changed = sqlx::query(
+                "INSERT INTO jobs (event_id, next_run_at, created_at, updated_at)
              SELECT event_id, ?2, ?2, ?2 FROM webhook_events WHERE event_id = ?1
              ON CONFLICT (event_id) DO UPDATE SET
                  status = 'pending', attempts = 0, next_run_at = excluded.next_run_at,
                  created_at = excluded.created_at, lease_owner = NULL, lease_until = NULL,
                  updated_at = excluded.updated_at
              WHERE jobs.status != 'running'",
-        )
-        .bind(event_id)
-        .bind(&now)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if changed {
-            sqlx::query(
-                "UPDATE webhook_events SET processed = 0, success = NULL WHERE event_id = ?1",
             )
             .bind(event_id)
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "UPDATE tiktok_orders SET processed = 0
+            .bind(&now)
+            .execute(&mut **tx)
+            .await?
+            .rows_affected()
+                == 1;
+            if changed {
+                sqlx::query(
+                    "UPDATE webhook_events SET processed = 0, success = NULL WHERE event_id = ?1",
+                )
+                .bind(event_id)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE tiktok_orders SET processed = 0
                  WHERE order_id = (SELECT order_id FROM webhook_events WHERE event_id = ?1)",
-            )
-            .bind(event_id)
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(changed)
+                )
+                .bind(event_id)
+                .execute(&mut **tx)
+                .await?;
+            }
+            Ok(changed)
+        })
+        .await
     }
 
     /// The events of an order whose processing has not succeeded and is not

@@ -45,7 +45,7 @@ pub async fn store_event(tx: &mut Tx<'_>, event: &Event) -> Result<Committed> {
     .bind(&now)
     .bind(processed)
     .bind(success)
-    .bind(error)
+    .bind(error.as_deref())
     .fetch_one(&mut **tx)
     .await?;
     let duplicate = deliveries > 1;
@@ -56,6 +56,15 @@ pub async fn store_event(tx: &mut Tx<'_>, event: &Event) -> Result<Committed> {
         }
         if !processed {
             ctx.enqueue(tx).await?;
+        } else if let (Some(order_id), Some(reason)) = (event.order_id(), error) {
+            // Unreadable, so never queued: its order shows the failure.
+            sqlx::query(
+                "UPDATE tiktok_orders SET processed = 0, error_message = ?1 WHERE order_id = ?2",
+            )
+            .bind(reason)
+            .bind(order_id.as_str())
+            .execute(&mut **tx)
+            .await?;
         }
     }
     Ok(Committed {

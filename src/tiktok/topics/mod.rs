@@ -62,6 +62,10 @@ pub enum Topic {
     Malformed {
         code: i64,
         reason: String,
+        /// `data.order_id` when that one field is readable, so that the
+        /// unreadable event still belongs to its order (and can be retried
+        /// with it).
+        order_id: Option<Id>,
     },
 }
 
@@ -107,6 +111,10 @@ impl Topic {
             Err(error) => Topic::Malformed {
                 code,
                 reason: error.to_string(),
+                order_id: Fields::data(data)
+                    .and_then(|d| d.id("order_id"))
+                    .ok()
+                    .flatten(),
             },
         }
     }
@@ -158,6 +166,7 @@ impl Topic {
                 .flat_map(|p| &p.order_id_list)
                 .collect(),
             Topic::InvoiceStatusChange(t) => t.order_ids.iter().collect(),
+            Topic::Malformed { order_id, .. } => order_id.iter().collect(),
             Topic::RefundSuccess(t) => t
                 .line_items
                 .iter()
