@@ -134,10 +134,9 @@ async fn enqueue(tx: &mut Tx<'_>, event_ids: &[&str], now: DateTime<Utc>) -> Res
     Ok(())
 }
 
-/// Where a write falls in the global lock order: its table's place, then the
+/// Where a step falls in the global lock order: its table's place, then the
 /// row's key. A package's `package_orders` rows are only written under its
-/// `packages` row, and a history line belongs to one new event, so neither
-/// needs a place of its own.
+/// `packages` row, so they need no place of their own.
 fn lock_order<'a>(event: &'a Event, step: &Step<'a>) -> (u8, &'a str, &'a str, &'a str) {
     let write = match step {
         Step::Write(write) => write,
