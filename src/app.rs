@@ -122,7 +122,7 @@ impl Application {
         handler: Option<Arc<dyn EventHandler>>,
     ) -> anyhow::Result<Self> {
         telemetry::metrics_handle();
-        let store = Store::open(&settings.database, settings.db_pool_size).await?;
+        let store = Store::open(&settings.database, settings.pool()).await?;
         let stored = Arc::new(Notify::new());
         let (writer, writer_task) = Writer::spawn(store.clone(), stored.clone());
         let handler = queue::handler_for(&settings, handler)?;

@@ -7,7 +7,7 @@ use secrecy::ExposeSecret;
 
 use crate::{
     app::{shutdown_signal, Application},
-    config::Settings,
+    config::{PoolSettings, Settings},
     store::Store,
     telemetry,
     tiktok::signature::sign,
@@ -88,7 +88,11 @@ fn local_host(settings: &Settings) -> String {
 }
 
 pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
-    let store = Store::open(&settings.database, 1).await?;
+    let pool = PoolSettings {
+        size: 1,
+        ..settings.pool()
+    };
+    let store = Store::open(&settings.database, pool).await?;
     store.close().await;
     println!("schema up to date ({})", settings.database.masked());
     Ok(())

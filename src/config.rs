@@ -79,6 +79,14 @@ fn mask_password(url: &str) -> String {
     }
 }
 
+/// How many connections the store may hold, and how long a caller waits for
+/// one; see `db_pool_size` and `db_acquire_timeout` in [`Settings`].
+#[derive(Debug, Clone, Copy)]
+pub struct PoolSettings {
+    pub size: u32,
+    pub acquire_timeout: Duration,
+}
+
 /// Every setting of the service. Each field is documented once, here.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -131,8 +139,14 @@ pub struct Settings {
     /// `ALLOW_EPHEMERAL_DATABASE`: in production, accept an SQLite file in
     /// memory-backed folders (`/dev/shm`, `/run`), for throw-away instances.
     pub allow_ephemeral_database: bool,
-    /// `DB_POOL_SIZE`: reader connections (SQLite) or pool size (PostgreSQL).
+    /// `DB_POOL_SIZE`: reader connections (SQLite) or pool size for reads
+    /// (PostgreSQL, whose writer keeps one more connection of its own).
     pub db_pool_size: u32,
+    /// `DB_ACQUIRE_TIMEOUT` (PostgreSQL): how long a request waits for a
+    /// connection, opening one included, before it is answered 503. While
+    /// the database is down every write waits this long, so it bounds how
+    /// fast TikTok hears 503; keep it well under `INTAKE_TIMEOUT`.
+    pub db_acquire_timeout: Duration,
     /// `FORWARD_TIMEOUT`: how long one forward may take.
     pub forward_timeout: Duration,
     /// The processing queue: `QUEUE_WORKERS`, `QUEUE_BATCH`, `JOB_LEASE`,
@@ -259,12 +273,21 @@ impl Settings {
                 get("ALLOW_EPHEMERAL_DATABASE"),
             )?,
             db_pool_size: parse_or("DB_POOL_SIZE", get("DB_POOL_SIZE"), 8)?,
+            db_acquire_timeout: duration("DB_ACQUIRE_TIMEOUT", get("DB_ACQUIRE_TIMEOUT"), "500ms")?,
             forward_timeout: duration("FORWARD_TIMEOUT", get("FORWARD_TIMEOUT"), "10s")?,
             queue: queue_settings(&env_vars)?,
             generated,
             warnings: Vec::new(),
         };
         checks::run(settings)
+    }
+
+    /// The connection pool settings the store is opened with.
+    pub fn pool(&self) -> PoolSettings {
+        PoolSettings {
+            size: self.db_pool_size,
+            acquire_timeout: self.db_acquire_timeout,
+        }
     }
 
     pub fn is_production(&self) -> bool {
@@ -332,6 +355,7 @@ impl Settings {
                 self.allow_ephemeral_database.to_string(),
             ),
             ("DB_POOL_SIZE", self.db_pool_size.to_string()),
+            ("DB_ACQUIRE_TIMEOUT", humanize(self.db_acquire_timeout)),
             ("FORWARD_TIMEOUT", humanize(self.forward_timeout)),
             ("QUEUE_WORKERS", self.queue.workers.to_string()),
             ("QUEUE_BATCH", self.queue.batch.to_string()),

@@ -4,77 +4,32 @@
 mod support;
 
 use std::{
-    net::TcpListener,
-    path::Path,
-    process::{Child, Command, Stdio},
+    process::Command,
     time::{Duration, Instant},
 };
 
-use support::{receiver::*, *};
+use support::{process::*, receiver::*, *};
 
-const BIN: &str = env!("CARGO_BIN_EXE_tiktok-webhook");
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Starts `serve` in `dir` with only the given variables set.
-fn start(dir: &Path, port: u16, vars: &[(&str, &str)]) -> Child {
-    let mut command = Command::new(BIN);
-    command
-        .arg("serve")
-        .current_dir(dir)
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("PORT", port.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null());
-    for (k, v) in vars {
-        command.env(k, v);
-    }
-    command.spawn().expect("the binary starts")
-}
-
-async fn wait_healthy(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let url = format!("http://127.0.0.1:{port}/health");
-    while Instant::now() < deadline {
-        if let Ok(r) = reqwest::get(&url).await {
-            if r.status() == 200 {
-                return;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("the server did not become healthy within 30 s");
-}
-
-fn production_vars(dir: &Path) -> Vec<(&'static str, String)> {
+fn production_vars(database_url: &str) -> Vec<(&'static str, String)> {
     vec![
         ("APP_ENV", "production".into()),
-        (
-            "DATABASE_URL",
-            format!("sqlite://{}/db.sqlite", dir.display()),
-        ),
+        ("DATABASE_URL", database_url.into()),
         ("TIKTOK_APP_KEY", APP_KEY.into()),
         ("TIKTOK_APP_SECRET", APP_SECRET.into()),
         ("API_TOKENS", API_TOKEN.into()),
     ]
 }
 
-#[tokio::test]
-async fn an_acknowledged_event_survives_sigkill() {
+fn as_refs<'a>(vars: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    vars.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
+async fn an_acknowledged_event_survives_sigkill(db: Db) {
     let dir = tempfile::tempdir().unwrap();
-    let vars = production_vars(dir.path());
-    let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let port = free_port();
-    let mut server = start(dir.path(), port, &vars);
-    wait_healthy(port).await;
+    let (url, _database) = fresh_database(db, dir.path()).await;
+    let vars = production_vars(&url);
+    let mut server = Server::start(dir.path(), &as_refs(&vars));
+    server.wait_healthy().await;
 
     let client = reqwest::Client::new();
     let mut acknowledged = Vec::new();
@@ -82,7 +37,7 @@ async fn an_acknowledged_event_survives_sigkill() {
         let event_id = format!("74000000000001{i:05}");
         let body = status_event(&event_id, &format!("57800000000001{i:05}"), "UNPAID", now());
         let response = client
-            .post(format!("http://127.0.0.1:{port}/webhook/tiktok"))
+            .post(server.url("/webhook/tiktok"))
             .header(
                 "authorization",
                 tiktok_webhook::tiktok::signature::sign(APP_KEY, APP_SECRET, body.as_bytes()),
@@ -95,15 +50,13 @@ async fn an_acknowledged_event_survives_sigkill() {
         acknowledged.push(event_id);
     }
     // No pause, no graceful stop: the process dies right after the last 200.
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
 
-    let port = free_port();
-    let mut server = start(dir.path(), port, &vars);
-    wait_healthy(port).await;
+    let server = Server::start(dir.path(), &as_refs(&vars));
+    server.wait_healthy().await;
     for event_id in &acknowledged {
         let response = client
-            .get(format!("http://127.0.0.1:{port}/api/events/{event_id}"))
+            .get(server.url(&format!("/api/events/{event_id}")))
             .bearer_auth(API_TOKEN)
             .send()
             .await
@@ -114,8 +67,6 @@ async fn an_acknowledged_event_survives_sigkill() {
             "event {event_id} was acknowledged and must be stored"
         );
     }
-    server.kill().unwrap();
-    server.wait().unwrap();
 }
 
 #[tokio::test]
@@ -128,12 +79,11 @@ async fn a_fresh_start_prints_a_send_command_and_token_that_work() {
             .join("tests/data/events/01-order-status-change.json"),
     )
     .unwrap();
-    let port = free_port();
-    let mut server = start(dir.path(), port, &[]);
-    wait_healthy(port).await;
+    let mut server = Server::start_piped(dir.path(), &[]);
+    server.wait_healthy().await;
 
     // The help text is printed before serving; read it from stdout.
-    let mut stdout = server.stdout.take().unwrap();
+    let mut stdout = server.child.stdout.take().unwrap();
     let mut text = String::new();
     let mut buf = [0u8; 4096];
     use std::io::Read;
@@ -162,7 +112,7 @@ async fn a_fresh_start_prints_a_send_command_and_token_that_work() {
         .args(["send", file])
         .current_dir(dir.path())
         .env_clear()
-        .env("PORT", port.to_string())
+        .env("PORT", server.port.to_string())
         .output()
         .unwrap();
     let out = String::from_utf8_lossy(&send.stdout);
@@ -170,24 +120,20 @@ async fn a_fresh_start_prints_a_send_command_and_token_that_work() {
     assert!(out.starts_with("200"), "{out}");
 
     let order = reqwest::Client::new()
-        .get(format!(
-            "http://127.0.0.1:{port}/api/orders/578112345609871201"
-        ))
+        .get(server.url("/api/orders/578112345609871201"))
         .bearer_auth(&token)
         .send()
         .await
         .unwrap();
     assert_eq!(order.status(), 200);
-    server.kill().unwrap();
-    server.wait().unwrap();
 }
 
 fn forwarding_vars(
-    dir: &Path,
+    database_url: &str,
     receiver: &Receiver,
     extra: &[(&str, &str)],
 ) -> Vec<(String, String)> {
-    let mut vars: Vec<(String, String)> = production_vars(dir)
+    let mut vars: Vec<(String, String)> = production_vars(database_url)
         .into_iter()
         .map(|(k, v)| (k.to_string(), v))
         .collect();
@@ -201,7 +147,7 @@ fn forwarding_vars(
     vars
 }
 
-fn as_refs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
+fn string_refs(vars: &[(String, String)]) -> Vec<(&str, &str)> {
     vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
@@ -245,8 +191,7 @@ async fn wait_status(port: u16, event_id: &str, status: &str, within: Duration) 
     false
 }
 
-#[tokio::test]
-async fn a_job_killed_mid_flight_completes_after_its_lease_exactly_once() {
+async fn a_job_killed_mid_flight_completes_after_its_lease_exactly_once(db: Db) {
     let receiver = Receiver::start(|n| {
         if n == 0 {
             Answer::Hang
@@ -256,10 +201,11 @@ async fn a_job_killed_mid_flight_completes_after_its_lease_exactly_once() {
     })
     .await;
     let dir = tempfile::tempdir().unwrap();
-    let vars = forwarding_vars(dir.path(), &receiver, &[("JOB_LEASE", "2s")]);
-    let port = free_port();
-    let mut server = start(dir.path(), port, &as_refs(&vars));
-    wait_healthy(port).await;
+    let (url, _database) = fresh_database(db, dir.path()).await;
+    let vars = forwarding_vars(&url, &receiver, &[("JOB_LEASE", "2s")]);
+    let mut server = Server::start(dir.path(), &string_refs(&vars));
+    server.wait_healthy().await;
+    let port = server.port;
 
     let body = status_event("7400000000000000701", "578000000000000701", "UNPAID", now());
     assert_eq!(send_signed(port, &body).await, 200);
@@ -271,13 +217,12 @@ async fn a_job_killed_mid_flight_completes_after_its_lease_exactly_once() {
         1
     );
     // The worker is inside the forward call: kill it there.
-    server.kill().unwrap();
-    server.wait().unwrap();
+    server.kill();
     let killed_at = Instant::now();
 
-    let port = free_port();
-    let mut server = start(dir.path(), port, &as_refs(&vars));
-    wait_healthy(port).await;
+    let server = Server::start(dir.path(), &string_refs(&vars));
+    server.wait_healthy().await;
+    let port = server.port;
     assert!(wait_status(port, "7400000000000000701", "done", Duration::from_secs(30)).await);
     let calls = receiver.calls();
     assert_eq!(calls.len(), 2, "tried again once, after the lease ran out");
@@ -291,22 +236,20 @@ async fn a_job_killed_mid_flight_completes_after_its_lease_exactly_once() {
         .map(|a| a["outcome"].as_str().unwrap())
         .collect();
     assert_eq!(outcomes, ["success"]);
-    server.kill().unwrap();
-    server.wait().unwrap();
 }
 
-#[tokio::test]
-async fn sigterm_stops_within_the_bound_and_gives_the_lease_back() {
+async fn sigterm_stops_within_the_bound_and_gives_the_lease_back(db: Db) {
     let receiver = Receiver::start(|_| Answer::Hang).await;
     let dir = tempfile::tempdir().unwrap();
+    let (url, _database) = fresh_database(db, dir.path()).await;
     let vars = forwarding_vars(
-        dir.path(),
+        &url,
         &receiver,
         &[("JOB_LEASE", "10m"), ("SHUTDOWN_TIMEOUT", "1s")],
     );
-    let port = free_port();
-    let mut server = start(dir.path(), port, &as_refs(&vars));
-    wait_healthy(port).await;
+    let mut server = Server::start(dir.path(), &string_refs(&vars));
+    server.wait_healthy().await;
+    let port = server.port;
     let body = status_event("7400000000000000702", "578000000000000702", "UNPAID", now());
     assert_eq!(send_signed(port, &body).await, 200);
     assert_eq!(
@@ -318,13 +261,13 @@ async fn sigterm_stops_within_the_bound_and_gives_the_lease_back() {
     );
 
     let asked = Instant::now();
-    let pid = server.id().to_string();
+    let pid = server.child.id().to_string();
     assert!(Command::new("kill")
         .args(["-TERM", &pid])
         .status()
         .unwrap()
         .success());
-    let status = server.wait().unwrap();
+    let status = server.child.wait().unwrap();
     assert!(status.success(), "a graceful stop exits 0");
     assert!(
         asked.elapsed() < Duration::from_secs(8),
@@ -334,10 +277,21 @@ async fn sigterm_stops_within_the_bound_and_gives_the_lease_back() {
 
     // The ten-minute lease was given back: a new instance takes the job at once.
     receiver.set_script(|_| Answer::Status(200));
-    let port = free_port();
-    let mut server = start(dir.path(), port, &as_refs(&vars));
-    wait_healthy(port).await;
-    assert!(wait_status(port, "7400000000000000702", "done", Duration::from_secs(20)).await);
-    server.kill().unwrap();
-    server.wait().unwrap();
+    let server = Server::start(dir.path(), &string_refs(&vars));
+    server.wait_healthy().await;
+    assert!(
+        wait_status(
+            server.port,
+            "7400000000000000702",
+            "done",
+            Duration::from_secs(20)
+        )
+        .await
+    );
 }
+
+on_both_databases!(
+    an_acknowledged_event_survives_sigkill,
+    a_job_killed_mid_flight_completes_after_its_lease_exactly_once,
+    sigterm_stops_within_the_bound_and_gives_the_lease_back,
+);

@@ -6,9 +6,8 @@ use serde_json::Value;
 use sqlx::Connection;
 use support::*;
 
-#[tokio::test]
-async fn a_signed_event_is_stored_byte_for_byte_and_readable() {
-    let app = spawn_app().await;
+async fn a_signed_event_is_stored_byte_for_byte_and_readable(db: Db) {
+    let app = spawn_app(db).await;
     let body = r#"{"type": 1, "tts_notification_id": "7400000000000000001", "shop_id": "7495000000000000001", "timestamp": TS, "data": {"order_status": "UNPAID", "order_id": "578000000000000001", "update_time": 1700000000}}"#
         .replace("TS", &now().to_string());
 
@@ -29,9 +28,8 @@ async fn a_signed_event_is_stored_byte_for_byte_and_readable() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn twenty_concurrent_copies_store_one_row_with_twenty_deliveries() {
-    let app = spawn_app().await;
+async fn twenty_concurrent_copies_store_one_row_with_twenty_deliveries(db: Db) {
+    let app = spawn_app(db).await;
     let body = status_event("7400000000000000020", "578000000000000020", "UNPAID", now());
 
     let sends = (0..20).map(|_| app.send(&body));
@@ -59,9 +57,8 @@ async fn twenty_concurrent_copies_store_one_row_with_twenty_deliveries() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_stale_event_is_refused_and_not_stored() {
-    let app = spawn_app_with(&[("WEBHOOK_MAX_AGE", "1h")]).await;
+async fn a_stale_event_is_refused_and_not_stored(db: Db) {
+    let app = spawn_app_with(db, &[("WEBHOOK_MAX_AGE", "1h")]).await;
     let body = r#"{"type":1,"tts_notification_id":"7400000000000000030","shop_id":"1","timestamp":TS,"data":{"order_id":"578000000000000030","order_status":"UNPAID","update_time":1}}"#
         .replace("TS", &(now() - 3700).to_string());
 
@@ -76,9 +73,8 @@ async fn a_stale_event_is_refused_and_not_stored() {
 /// Extra request headers: name and value.
 type Headers = Vec<(&'static str, String)>;
 
-#[tokio::test]
-async fn refusals_carry_distinct_codes_and_store_nothing() {
-    let app = spawn_app().await;
+async fn refusals_carry_distinct_codes_and_store_nothing(db: Db) {
+    let app = spawn_app(db).await;
     let body = status_event("7400000000000000040", "578000000000000040", "UNPAID", now());
     let url = format!("{}/webhook/tiktok", app.address);
     let cases: Vec<(Headers, u16, &str)> = vec![
@@ -124,7 +120,7 @@ async fn refusals_carry_distinct_codes_and_store_nothing() {
 
 #[tokio::test]
 async fn a_locked_database_answers_503_never_200() {
-    let app = spawn_app_with(&[("INTAKE_TIMEOUT", "300ms")]).await;
+    let app = spawn_app_with(Db::Sqlite, &[("INTAKE_TIMEOUT", "300ms")]).await;
     // Another process holding the write lock is what a stuck or failing disk
     // looks like from here: intake cannot commit in time.
     let db = app.dir.path().join("db.sqlite");
@@ -152,9 +148,8 @@ async fn a_locked_database_answers_503_never_200() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn event_lists_leave_bodies_out_and_check_their_cursor() {
-    let app = spawn_app().await;
+async fn event_lists_leave_bodies_out_and_check_their_cursor(db: Db) {
+    let app = spawn_app(db).await;
     let body = status_event("7400000000000000060", "578000000000000060", "UNPAID", now());
     assert_eq!(app.send(&body).await.status(), 200);
     let (_, list) = app.get("/api/events").await;
@@ -175,3 +170,11 @@ async fn event_lists_leave_bodies_out_and_check_their_cursor() {
     );
     app.stop().await;
 }
+
+on_both_databases!(
+    a_signed_event_is_stored_byte_for_byte_and_readable,
+    twenty_concurrent_copies_store_one_row_with_twenty_deliveries,
+    a_stale_event_is_refused_and_not_stored,
+    refusals_carry_distinct_codes_and_store_nothing,
+    event_lists_leave_bodies_out_and_check_their_cursor,
+);

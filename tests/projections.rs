@@ -17,9 +17,8 @@ async fn send_ok(app: &TestApp, body: &str) {
     assert_eq!(response.status(), 200, "{body}");
 }
 
-#[tokio::test]
-async fn three_status_changes_end_newest_whatever_the_order_of_arrival() {
-    let app = spawn_app().await;
+async fn three_status_changes_end_newest_whatever_the_order_of_arrival(db: Db) {
+    let app = spawn_app(db).await;
     let base = now() - 600;
     let states = [
         ("UNPAID", 0),
@@ -66,9 +65,8 @@ async fn three_status_changes_end_newest_whatever_the_order_of_arrival() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn cancel_and_cancelled_are_stored_as_one_state() {
-    let app = spawn_app().await;
+async fn cancel_and_cancelled_are_stored_as_one_state(db: Db) {
+    let app = spawn_app(db).await;
     send_ok(
         &app,
         &status_event("7400000000000000401", "578000000000000401", "CANCEL", now()),
@@ -79,9 +77,8 @@ async fn cancel_and_cancelled_are_stored_as_one_state() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_newer_package_update_replaces_the_orders_an_older_one_does_not() {
-    let app = spawn_app().await;
+async fn a_newer_package_update_replaces_the_orders_an_older_one_does_not(db: Db) {
+    let app = spawn_app(db).await;
     let t = now() - 100;
     let package = |id: &str, kind: &str, orders: &str, time: i64| {
         body(
@@ -121,9 +118,8 @@ async fn a_newer_package_update_replaces_the_orders_an_older_one_does_not() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn returns_cancellations_and_refunds_keep_their_newest_state() {
-    let app = spawn_app().await;
+async fn returns_cancellations_and_refunds_keep_their_newest_state(db: Db) {
+    let app = spawn_app(db).await;
     let t = now() - 100;
     let ret = |id: &str, status: &str, time: i64| {
         body(
@@ -167,9 +163,8 @@ async fn returns_cancellations_and_refunds_keep_their_newest_state() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn product_aspects_are_ordered_each_by_their_own_time() {
-    let app = spawn_app().await;
+async fn product_aspects_are_ordered_each_by_their_own_time(db: Db) {
+    let app = spawn_app(db).await;
     let t = now() - 100;
     // Numeric product ids beyond 2^53 keep their digits.
     let status = |id: &str, s: &str, time: i64| {
@@ -202,9 +197,8 @@ async fn product_aspects_are_ordered_each_by_their_own_time() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_shop_is_deauthorized_until_a_newer_event_arrives() {
-    let app = spawn_app().await;
+async fn a_shop_is_deauthorized_until_a_newer_event_arrives(db: Db) {
+    let app = spawn_app(db).await;
     let t = now() - 100;
     let shop = "/api/shops/7495000000000000009";
     send_ok(
@@ -260,9 +254,8 @@ async fn a_shop_is_deauthorized_until_a_newer_event_arrives() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn every_fixture_is_stored_under_its_topic() {
-    let app = spawn_app().await;
+async fn every_fixture_is_stored_under_its_topic(db: Db) {
+    let app = spawn_app(db).await;
     let mut names: Vec<_> = std::fs::read_dir(data_path("events"))
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -287,3 +280,13 @@ async fn every_fixture_is_stored_under_its_topic() {
         .all(|s: &Value| s["failed"] == 0));
     app.stop().await;
 }
+
+on_both_databases!(
+    three_status_changes_end_newest_whatever_the_order_of_arrival,
+    cancel_and_cancelled_are_stored_as_one_state,
+    a_newer_package_update_replaces_the_orders_an_older_one_does_not,
+    returns_cancellations_and_refunds_keep_their_newest_state,
+    product_aspects_are_ordered_each_by_their_own_time,
+    a_shop_is_deauthorized_until_a_newer_event_arrives,
+    every_fixture_is_stored_under_its_topic,
+);

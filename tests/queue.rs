@@ -41,9 +41,9 @@ fn forwarding(
     vars
 }
 
-async fn spawn(vars: &[(String, String)]) -> TestApp {
+async fn spawn(db: Db, vars: &[(String, String)]) -> TestApp {
     let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    spawn_app_with(&vars).await
+    spawn_app_with(db, &vars).await
 }
 
 async fn wait_for_event(app: &TestApp, event_id: &str, done: impl Fn(&Value) -> bool) -> Value {
@@ -57,10 +57,9 @@ async fn wait_for_event(app: &TestApp, event_id: &str, done: impl Fn(&Value) -> 
     panic!("event {event_id} never reached the expected state");
 }
 
-#[tokio::test]
-async fn a_receiver_that_fails_three_times_gets_the_signed_event_on_the_fourth() {
+async fn a_receiver_that_fails_three_times_gets_the_signed_event_on_the_fourth(db: Db) {
     let receiver = Receiver::start(|n| Answer::Status(if n < 3 { 503 } else { 200 })).await;
-    let app = spawn(&forwarding(&receiver, &[])).await;
+    let app = spawn(db, &forwarding(&receiver, &[])).await;
     let body = status_event("7400000000000000601", "578000000000000601", "UNPAID", now());
     assert_eq!(app.send(&body).await.status(), 200);
 
@@ -100,10 +99,9 @@ async fn a_receiver_that_fails_three_times_gets_the_signed_event_on_the_fourth()
     app.stop().await;
 }
 
-#[tokio::test]
-async fn an_always_failing_receiver_dead_letters_and_a_manual_retry_delivers() {
+async fn an_always_failing_receiver_dead_letters_and_a_manual_retry_delivers(db: Db) {
     let receiver = Receiver::start(|_| Answer::Status(500)).await;
-    let app = spawn(&forwarding(&receiver, &[("RETRY_MAX_ATTEMPTS", "3")])).await;
+    let app = spawn(db, &forwarding(&receiver, &[("RETRY_MAX_ATTEMPTS", "3")])).await;
     let body = status_event("7400000000000000602", "578000000000000602", "UNPAID", now());
     assert_eq!(app.send(&body).await.status(), 200);
 
@@ -137,8 +135,7 @@ async fn an_always_failing_receiver_dead_letters_and_a_manual_retry_delivers() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn retry_after_is_honoured() {
+async fn retry_after_is_honoured(db: Db) {
     let receiver = Receiver::start(|n| {
         if n == 0 {
             Answer::RetryAfter(1)
@@ -147,7 +144,7 @@ async fn retry_after_is_honoured() {
         }
     })
     .await;
-    let app = spawn(&forwarding(&receiver, &[])).await;
+    let app = spawn(db, &forwarding(&receiver, &[])).await;
     let body = status_event("7400000000000000603", "578000000000000603", "UNPAID", now());
     assert_eq!(app.send(&body).await.status(), 200);
     wait_for_event(&app, "7400000000000000603", |e| e["status"] == "done").await;
@@ -156,9 +153,8 @@ async fn retry_after_is_honoured() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn retrying_an_unknown_event_is_404() {
-    let app = spawn_app().await;
+async fn retrying_an_unknown_event_is_404(db: Db) {
+    let app = spawn_app(db).await;
     let response = app
         .client
         .post(format!("{}/api/events/nope/retry", app.address))
@@ -183,11 +179,11 @@ impl EventHandler for Flaky {
     }
 }
 
-#[tokio::test]
-async fn the_sellers_own_handler_runs_once_per_event_and_is_retried() {
+async fn the_sellers_own_handler_runs_once_per_event_and_is_retried(db: Db) {
     let dir = tempfile::tempdir().unwrap();
+    let (url, _database) = fresh_database(db, dir.path()).await;
     let settings = settings(
-        dir.path(),
+        &url,
         &[
             ("RETRY_BASE_DELAY", "100ms"),
             ("QUEUE_POLL_INTERVAL", "50ms"),
@@ -234,10 +230,9 @@ async fn the_sellers_own_handler_runs_once_per_event_and_is_retried() {
     task.await.unwrap().unwrap();
 }
 
-#[tokio::test]
-async fn a_redirect_is_not_a_delivery() {
+async fn a_redirect_is_not_a_delivery(db: Db) {
     let receiver = Receiver::start(|n| Answer::Status(if n == 0 { 302 } else { 200 })).await;
-    let app = spawn(&forwarding(&receiver, &[])).await;
+    let app = spawn(db, &forwarding(&receiver, &[])).await;
     let body = status_event("7400000000000000605", "578000000000000605", "UNPAID", now());
     assert_eq!(app.send(&body).await.status(), 200);
     let event = wait_for_event(&app, "7400000000000000605", |e| e["status"] == "done").await;
@@ -250,9 +245,8 @@ async fn a_redirect_is_not_a_delivery() {
     app.stop().await;
 }
 
-#[tokio::test]
-async fn an_unreadable_event_belongs_to_its_order_and_is_retried_with_it() {
-    let app = spawn_app().await;
+async fn an_unreadable_event_belongs_to_its_order_and_is_retried_with_it(db: Db) {
+    let app = spawn_app(db).await;
     let body = format!(
         r#"{{"type":1,"tts_notification_id":"7400000000000000606","shop_id":"1","timestamp":{},"data":{{"order_id":"578000000000000606","order_status":"UNPAID","update_time":"soon"}}}}"#,
         now()
@@ -283,3 +277,13 @@ async fn an_unreadable_event_belongs_to_its_order_and_is_retried_with_it() {
     );
     app.stop().await;
 }
+
+on_both_databases!(
+    a_receiver_that_fails_three_times_gets_the_signed_event_on_the_fourth,
+    an_always_failing_receiver_dead_letters_and_a_manual_retry_delivers,
+    retry_after_is_honoured,
+    retrying_an_unknown_event_is_404,
+    the_sellers_own_handler_runs_once_per_event_and_is_retried,
+    a_redirect_is_not_a_delivery,
+    an_unreadable_event_belongs_to_its_order_and_is_retried_with_it,
+);

@@ -5,6 +5,7 @@
 //! [`writer`] batches concurrent requests into such lists (group commit).
 
 mod model;
+mod postgres;
 pub mod projection;
 mod sqlite;
 mod time;
@@ -12,17 +13,30 @@ pub mod writer;
 
 use chrono::{DateTime, Utc};
 
-use crate::{config::DatabaseUrl, tiktok::Event};
+use crate::{
+    config::{DatabaseUrl, PoolSettings},
+    tiktok::Event,
+};
 
 pub use model::*;
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Why the store could not do what was asked. Callers answer 503 for
 /// `Unavailable`; the cause is logged where it happens, never sent to clients.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The database cannot be reached, is shutting down, or is busy: nothing
+    /// was done, and trying again later may work.
     #[error("database unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// The database answered and refused this statement (a constraint, a
+    /// value it cannot hold): other statements may still go through.
+    #[error("database refused the statement: {0}")]
+    Refused(#[source] sqlx::Error),
+    /// The database URL cannot be used; the message never holds the URL.
+    #[error("DATABASE_URL is not usable: {0}")]
+    BadUrl(String),
     #[error("migration failed: {0}")]
     Migration(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is not readable: {0}")]
@@ -31,7 +45,37 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Unavailable(e)
+        if is_unavailable(&e) {
+            StoreError::Unavailable(e)
+        } else {
+            StoreError::Refused(e)
+        }
+    }
+}
+
+/// Whether an error says "the database is not there right now" rather than
+/// "the database does not accept this". The writer tells them apart: a
+/// refusal is worth retrying event by event, an outage is not.
+fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        {
+            Some(pg) => postgres::is_unavailable_code(pg.code()),
+            None => sqlite::is_unavailable_code(db.code().as_deref()),
+        },
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        _ => false,
+    }
+}
+
+impl StoreError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
     }
 }
 
@@ -55,10 +99,22 @@ pub struct PoolUse {
     pub max: u32,
 }
 
+impl PoolUse {
+    fn of<DB: sqlx::Database>(pool: &'static str, connections: &sqlx::Pool<DB>) -> Self {
+        Self {
+            pool,
+            open: connections.size(),
+            idle: connections.num_idle(),
+            max: connections.options().get_max_connections(),
+        }
+    }
+}
+
 /// One backend per database, chosen by the URL.
 #[derive(Clone, Debug)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 /// Dispatches a call to whichever backend this store is.
@@ -66,6 +122,7 @@ macro_rules! dispatch {
     ($self:ident, $store:ident => $call:expr) => {
         match $self {
             Store::Sqlite($store) => $call,
+            Store::Postgres($store) => $call,
         }
     };
 }
@@ -73,14 +130,10 @@ macro_rules! dispatch {
 impl Store {
     /// Opens the database (creating an SQLite file and its folder if needed)
     /// and brings the schema up to date.
-    pub async fn open(url: &DatabaseUrl, pool_size: u32) -> Result<Store> {
+    pub async fn open(url: &DatabaseUrl, pool: PoolSettings) -> Result<Store> {
         let store = match url {
-            DatabaseUrl::Sqlite(path) => Store::Sqlite(SqliteStore::open(path, pool_size).await?),
-            DatabaseUrl::Postgres(_) => {
-                return Err(StoreError::Corrupt(
-                    "PostgreSQL is not supported by this build yet; use sqlite://".into(),
-                ))
-            }
+            DatabaseUrl::Sqlite(path) => Store::Sqlite(SqliteStore::open(path, pool.size).await?),
+            DatabaseUrl::Postgres(url) => Store::Postgres(PgStore::open(url, pool).await?),
         };
         store.migrate().await?;
         Ok(store)
@@ -188,7 +241,7 @@ impl Store {
         dispatch!(self, s => s.queue_depth(now).await)
     }
 
-    /// Closes the connections, letting SQLite checkpoint its WAL.
+    /// Closes the connections (letting SQLite checkpoint its WAL).
     pub async fn close(&self) {
         dispatch!(self, s => s.close().await)
     }

@@ -6,7 +6,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 use utoipa::ToSchema;
 
-use super::time::unix_rfc3339;
+use super::{time::unix_rfc3339, StoreError};
 
 /// The outcome of one event in a committed batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -321,4 +321,9 @@ pub struct QueueDepth {
     pub dead: i64,
     /// Seconds since the oldest due job became due (0 when none is).
     pub lag_seconds: f64,
+}
+
+/// Stored JSON text as a raw value, so that numbers keep their exact digits.
+pub(super) fn raw_json(text: String) -> Result<Box<RawValue>, StoreError> {
+    serde_json::from_str(&text).map_err(|_| StoreError::Corrupt("stored JSON is not valid".into()))
 }

@@ -14,7 +14,7 @@ const FRONTEND: &str = "https://shop.example.com";
 
 #[tokio::test]
 async fn every_answer_carries_the_security_headers_and_hsts_in_production() {
-    let app = spawn_app().await;
+    let app = spawn_app(Db::Sqlite).await;
     for path in [
         "/health",
         "/api/events",
@@ -43,7 +43,7 @@ async fn every_answer_carries_the_security_headers_and_hsts_in_production() {
 
 #[tokio::test]
 async fn development_over_plain_http_sends_no_hsts() {
-    let app = spawn_app_with(&[("APP_ENV", "development")]).await;
+    let app = spawn_app_with(Db::Sqlite, &[("APP_ENV", "development")]).await;
     let response = app
         .client
         .get(format!("{}/health", app.address))
@@ -57,7 +57,7 @@ async fn development_over_plain_http_sends_no_hsts() {
 
 #[tokio::test]
 async fn api_answers_are_never_cached() {
-    let app = spawn_app().await;
+    let app = spawn_app(Db::Sqlite).await;
     let url = format!("{}/api/orders/stats/orders", app.address);
     let response = app
         .client
@@ -86,7 +86,7 @@ async fn preflight(app: &TestApp, origin: &str) -> reqwest::Response {
 
 #[tokio::test]
 async fn cors_allows_the_frontend_origin_and_no_other() {
-    let app = spawn_app_with(&[("FRONTEND_URL", FRONTEND)]).await;
+    let app = spawn_app_with(Db::Sqlite, &[("FRONTEND_URL", FRONTEND)]).await;
     let allowed = preflight(&app, FRONTEND).await;
     assert!(allowed.status().is_success());
     assert_eq!(allowed.headers()["access-control-allow-origin"], FRONTEND);
@@ -121,7 +121,7 @@ async fn cors_allows_the_frontend_origin_and_no_other() {
 
 #[tokio::test]
 async fn without_frontend_url_no_origin_is_allowed() {
-    let app = spawn_app().await;
+    let app = spawn_app(Db::Sqlite).await;
     let response = preflight(&app, FRONTEND).await;
     assert!(!response
         .headers()
@@ -148,7 +148,11 @@ async fn read_until_closed(stream: &mut TcpStream, limit: Duration) -> (String, 
 
 #[tokio::test]
 async fn a_client_that_stops_sending_its_body_gets_408_at_the_deadline() {
-    let app = spawn_app_with(&[("REQUEST_TIMEOUT", "1s"), ("INTAKE_TIMEOUT", "500ms")]).await;
+    let app = spawn_app_with(
+        Db::Sqlite,
+        &[("REQUEST_TIMEOUT", "1s"), ("INTAKE_TIMEOUT", "500ms")],
+    )
+    .await;
     let mut stream = connect(&app).await;
     let head = "POST /webhook/tiktok HTTP/1.1\r\nhost: x\r\ncontent-length: 1000\r\nconnection: close\r\n\r\n";
     stream.write_all(head.as_bytes()).await.unwrap();
@@ -163,7 +167,11 @@ async fn a_client_that_stops_sending_its_body_gets_408_at_the_deadline() {
 
 #[tokio::test]
 async fn a_client_that_never_finishes_its_headers_is_disconnected() {
-    let app = spawn_app_with(&[("REQUEST_TIMEOUT", "1s"), ("INTAKE_TIMEOUT", "500ms")]).await;
+    let app = spawn_app_with(
+        Db::Sqlite,
+        &[("REQUEST_TIMEOUT", "1s"), ("INTAKE_TIMEOUT", "500ms")],
+    )
+    .await;
     let mut stream = connect(&app).await;
     stream
         .write_all(b"GET /health HTTP/1.1\r\nhost: x\r\n")
@@ -181,7 +189,7 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
 
 #[tokio::test]
 async fn the_api_refuses_request_bodies() {
-    let app = spawn_app().await;
+    let app = spawn_app(Db::Sqlite).await;
     let response = app
         .client
         .get(format!("{}/api/events", app.address))
@@ -200,7 +208,7 @@ async fn the_api_refuses_request_bodies() {
 async fn with_default_deadlines_a_stuck_store_still_answers_within_tiktoks_three_seconds() {
     use sqlx::Connection;
 
-    let app = spawn_app().await;
+    let app = spawn_app(Db::Sqlite).await;
     let db = app.dir.path().join("db.sqlite");
     let mut lock = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
         .await

@@ -45,7 +45,7 @@ async fn call(app: &TestApp, method: &str, path: &str, token: Option<&str>) -> (
 
 #[tokio::test]
 async fn every_api_route_in_the_document_refuses_missing_and_wrong_tokens() {
-    let app = spawn_app().await;
+    let app = spawn_app(Db::Sqlite).await;
     let doc = document(&app).await;
     let mut walked = 0;
     for (method, path, operation) in operations(&doc) {
@@ -75,7 +75,7 @@ async fn every_api_route_in_the_document_refuses_missing_and_wrong_tokens() {
 
 #[tokio::test]
 async fn the_document_describes_every_route_and_the_bearer_scheme() {
-    let app = spawn_app().await;
+    let app = spawn_app(Db::Sqlite).await;
     let doc = document(&app).await;
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let scheme = &doc["components"]["securitySchemes"]["bearer"];

@@ -4,6 +4,9 @@ use serde_json::Value;
 
 use crate::support::*;
 
+// The other tests here check the HTTP layer, which is the same on either
+// database; they run on SQLite.
+
 /// A body that verifies with the test secret, different every time.
 fn genuine(n: usize) -> String {
     status_event(
@@ -24,10 +27,16 @@ async fn forged(app: &TestApp, n: usize) -> reqwest::Response {
         .unwrap()
 }
 
-#[tokio::test]
-async fn forged_webhooks_are_throttled_while_signed_ones_from_the_same_address_all_pass() {
+// Acceptance 4 stores 200 events, so it runs on both databases.
+on_both_databases!(forged_webhooks_are_throttled_while_signed_ones_from_the_same_address_all_pass);
+
+async fn forged_webhooks_are_throttled_while_signed_ones_from_the_same_address_all_pass(db: Db) {
     // The contract's defaults: 100 per 15 minutes.
-    let app = spawn_app_with(&[("RATE_LIMIT_MAX", "100"), ("RATE_LIMIT_WINDOW", "15m")]).await;
+    let app = spawn_app_with(
+        db,
+        &[("RATE_LIMIT_MAX", "100"), ("RATE_LIMIT_WINDOW", "15m")],
+    )
+    .await;
     let (mut unauthorized, mut limited, mut processed) = (0, 0, 0);
     for n in 0..200 {
         let response = forged(&app, n).await;
@@ -58,7 +67,11 @@ async fn forged_webhooks_are_throttled_while_signed_ones_from_the_same_address_a
 
 #[tokio::test]
 async fn stale_and_unsigned_requests_spend_the_same_failure_budget() {
-    let app = spawn_app_with(&[("RATE_LIMIT_MAX", "2"), ("WEBHOOK_MAX_AGE", "1h")]).await;
+    let app = spawn_app_with(
+        Db::Sqlite,
+        &[("RATE_LIMIT_MAX", "2"), ("WEBHOOK_MAX_AGE", "1h")],
+    )
+    .await;
     let stale = r#"{"type":1,"tts_notification_id":"7400900000000000001","shop_id":"1","timestamp":1000,"data":{"order_id":"578090000000000001","order_status":"UNPAID","update_time":1}}"#;
     assert_eq!(app.send(stale).await.status(), 401);
     let unsigned = app
@@ -75,7 +88,7 @@ async fn stale_and_unsigned_requests_spend_the_same_failure_budget() {
 
 #[tokio::test]
 async fn the_api_is_limited_per_address_for_good_and_bad_tokens_alike() {
-    let app = spawn_app_with(&[("RATE_LIMIT_MAX", "3")]).await;
+    let app = spawn_app_with(Db::Sqlite, &[("RATE_LIMIT_MAX", "3")]).await;
     let url = format!("{}/api/orders/stats/orders", app.address);
     assert_eq!(app.get("/api/orders/stats/orders").await.0, 200);
     let wrong = app
@@ -126,13 +139,17 @@ async fn api_from(app: &TestApp, forwarded_for: &str) -> u16 {
 
 #[tokio::test]
 async fn forwarded_for_is_believed_only_when_a_proxy_is_trusted() {
-    let direct = spawn_app_with(&[("RATE_LIMIT_MAX", "1")]).await;
+    let direct = spawn_app_with(Db::Sqlite, &[("RATE_LIMIT_MAX", "1")]).await;
     assert_eq!(api_from(&direct, "203.0.113.1").await, 200);
     // A client cannot buy a fresh budget by writing the header itself.
     assert_eq!(api_from(&direct, "203.0.113.2").await, 429);
     direct.stop().await;
 
-    let proxied = spawn_app_with(&[("RATE_LIMIT_MAX", "1"), ("TRUST_PROXY", "true")]).await;
+    let proxied = spawn_app_with(
+        Db::Sqlite,
+        &[("RATE_LIMIT_MAX", "1"), ("TRUST_PROXY", "true")],
+    )
+    .await;
     assert_eq!(api_from(&proxied, "203.0.113.1").await, 200);
     assert_eq!(api_from(&proxied, "203.0.113.2").await, 200);
     assert_eq!(api_from(&proxied, "203.0.113.1").await, 429);

@@ -31,7 +31,7 @@ fn event(n: u32) -> String {
 
 #[tokio::test]
 async fn during_a_rotation_both_secrets_are_accepted() {
-    let app = spawn_app_with(&[("TIKTOK_APP_SECRET_PREVIOUS", PREVIOUS)]).await;
+    let app = spawn_app_with(Db::Sqlite, &[("TIKTOK_APP_SECRET_PREVIOUS", PREVIOUS)]).await;
     let old = event(1);
     let signed_old = sign(APP_KEY, PREVIOUS, old.as_bytes());
     assert_eq!(
@@ -49,7 +49,7 @@ async fn during_a_rotation_both_secrets_are_accepted() {
 
 #[tokio::test]
 async fn after_the_rotation_the_previous_secret_is_refused() {
-    let app = spawn_app().await;
+    let app = spawn_app(Db::Sqlite).await;
     let body = event(3);
     let signed_old = sign(APP_KEY, PREVIOUS, body.as_bytes());
     let (status, error) = post(&app, &body, &[("authorization", signed_old)]).await;
@@ -71,7 +71,7 @@ fn legacy(body: &str, age_secs: i64) -> Vec<(&'static str, String)> {
 
 #[tokio::test]
 async fn the_legacy_scheme_is_accepted_when_turned_on() {
-    let app = spawn_app_with(&[("LEGACY_SIGNATURE_HEADERS", "true")]).await;
+    let app = spawn_app_with(Db::Sqlite, &[("LEGACY_SIGNATURE_HEADERS", "true")]).await;
     let body = event(4);
     let (status, ack) = post(&app, &body, &legacy(&body, 0)).await;
     assert_eq!(status, 200, "{ack}");
@@ -81,7 +81,7 @@ async fn the_legacy_scheme_is_accepted_when_turned_on() {
 
 #[tokio::test]
 async fn the_legacy_scheme_is_refused_when_off() {
-    let app = spawn_app().await;
+    let app = spawn_app(Db::Sqlite).await;
     let body = event(5);
     let (status, error) = post(&app, &body, &legacy(&body, 0)).await;
     assert_eq!(status, 401);
@@ -91,7 +91,7 @@ async fn the_legacy_scheme_is_refused_when_off() {
 
 #[tokio::test]
 async fn a_legacy_signature_outside_its_five_minute_window_is_stale() {
-    let app = spawn_app_with(&[("LEGACY_SIGNATURE_HEADERS", "true")]).await;
+    let app = spawn_app_with(Db::Sqlite, &[("LEGACY_SIGNATURE_HEADERS", "true")]).await;
     let body = event(6);
     let (status, error) = post(&app, &body, &legacy(&body, 600)).await;
     assert_eq!(status, 401);

@@ -1,7 +1,11 @@
-//! Test helpers: an application on a random port over a fresh database, a
-//! client that signs like TikTok, and fixture loading.
-#![allow(dead_code)]
+//! Test helpers: an application on a random port over a fresh database
+//! (SQLite or PostgreSQL), a client that signs like TikTok, and fixture
+//! loading.
+#![allow(dead_code, unused_imports, unused_macros)]
 
+pub mod cluster;
+pub mod postgres;
+pub mod process;
 pub mod receiver;
 
 use std::{collections::HashMap, path::PathBuf, time::Duration};
@@ -13,6 +17,40 @@ pub const APP_KEY: &str = "testkey42";
 pub const APP_SECRET: &str = "test-secret-0123456789abcdef";
 pub const API_TOKEN: &str = "test-api-token-0123456789";
 
+/// Which database a test stores into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// Declares each listed `async fn name(db: Db)` as two tests, `sqlite::name`
+/// and `postgres::name`. Without a PostgreSQL server the second one says on
+/// stderr that it did not run (see `postgres::available`).
+macro_rules! on_both_databases {
+    ($($test:ident),+ $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    super::$test($crate::support::Db::Sqlite).await;
+                }
+            )+
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $test() {
+                    if $crate::support::postgres::available(stringify!($test)) {
+                        super::$test($crate::support::Db::Postgres).await;
+                    }
+                }
+            )+
+        }
+    };
+}
+pub(crate) use on_both_databases;
+
 pub struct TestApp {
     pub address: String,
     pub client: reqwest::Client,
@@ -20,10 +58,27 @@ pub struct TestApp {
     pub dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<()>>,
+    /// Dropped after the app: the PostgreSQL database goes with it.
+    database: Option<postgres::TestDatabase>,
+}
+
+/// A fresh database for `db`: a file in `dir`, or a new PostgreSQL database
+/// that is dropped with the returned value.
+pub async fn fresh_database(
+    db: Db,
+    dir: &std::path::Path,
+) -> (String, Option<postgres::TestDatabase>) {
+    match db {
+        Db::Sqlite => (format!("sqlite://{}/db.sqlite", dir.display()), None),
+        Db::Postgres => {
+            let database = postgres::TestDatabase::create().await;
+            (database.url.clone(), Some(database))
+        }
+    }
 }
 
 /// The settings of a test app; `extra` overrides any variable.
-pub fn settings(dir: &std::path::Path, extra: &[(&str, &str)]) -> Settings {
+pub fn settings(database_url: &str, extra: &[(&str, &str)]) -> Settings {
     let mut vars: HashMap<String, String> = [
         ("APP_ENV", "production"),
         ("HOST", "127.0.0.1"),
@@ -36,24 +91,33 @@ pub fn settings(dir: &std::path::Path, extra: &[(&str, &str)]) -> Settings {
     .iter()
     .map(|(k, v)| (k.to_string(), v.to_string()))
     .collect();
-    vars.insert(
-        "DATABASE_URL".into(),
-        format!("sqlite://{}/db.sqlite", dir.display()),
-    );
+    vars.insert("DATABASE_URL".into(), database_url.into());
     for (k, v) in extra {
         vars.insert(k.to_string(), v.to_string());
     }
     Settings::load(&vars).expect("test settings are valid")
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(&[]).await
+pub async fn spawn_app(db: Db) -> TestApp {
+    spawn_app_with(db, &[]).await
 }
 
-pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
+pub async fn spawn_app_with(db: Db, extra: &[(&str, &str)]) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
+    let (url, database) = fresh_database(db, dir.path()).await;
+    let mut app = spawn_app_at(&url, extra, dir).await;
+    app.database = database;
+    app
+}
+
+/// An app on the database at `database_url`, which the caller owns.
+pub async fn spawn_app_at(
+    database_url: &str,
+    extra: &[(&str, &str)],
+    dir: tempfile::TempDir,
+) -> TestApp {
     let clock = Clock::system();
-    let app = Application::build_with_clock(settings(dir.path(), extra), clock.clone())
+    let app = Application::build_with_clock(settings(database_url, extra), clock.clone())
         .await
         .expect("the app builds");
     let address = format!("http://127.0.0.1:{}", app.port());
@@ -72,6 +136,7 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> TestApp {
         dir,
         shutdown: Some(shutdown),
         task: Some(task),
+        database: None,
     }
 }
 
@@ -116,6 +181,7 @@ impl TestApp {
                 .expect("stops within 30 s")
                 .unwrap();
         }
+        drop(self.database.take());
     }
 }
 

@@ -22,8 +22,8 @@ use sqlx::{
 };
 
 use super::{
-    time::from_text, Committed, EventFilter, EventRecord, HistoryEntry, OrderRecord, OrderStat,
-    Page, Result, StoreError, WebhookStat,
+    raw_json, time::from_text, Committed, EventFilter, EventRecord, HistoryEntry, OrderRecord,
+    OrderStat, Page, Result, StoreError, WebhookStat,
 };
 use crate::tiktok::Event;
 
@@ -150,15 +150,10 @@ impl SqliteStore {
     }
 
     pub fn pool_use(&self) -> Vec<super::PoolUse> {
-        [("writer", &self.writer), ("readers", &self.readers)]
-            .into_iter()
-            .map(|(pool, p)| super::PoolUse {
-                pool,
-                open: p.size(),
-                idle: p.num_idle(),
-                max: p.options().get_max_connections(),
-            })
-            .collect()
+        vec![
+            super::PoolUse::of("writer", &self.writer),
+            super::PoolUse::of("readers", &self.readers),
+        ]
     }
 
     pub async fn close(&self) {
@@ -366,9 +361,13 @@ fn event_record(r: &SqliteRow) -> Result<EventRecord> {
     })
 }
 
-/// Stored JSON text as a raw value, so that numbers keep their exact digits.
-fn raw_json(text: String) -> Result<Box<serde_json::value::RawValue>> {
-    serde_json::from_str(&text).map_err(|_| StoreError::Corrupt("stored JSON is not valid".into()))
+/// SQLite's result codes that mean the file cannot be written right now
+/// (busy, locked, out of memory, read-only, I/O error, disk full, cannot open,
+/// lock protocol), rather than that a statement is wrong. sqlx reports the
+/// extended code; its low byte is the primary one.
+pub(super) fn is_unavailable_code(code: Option<&str>) -> bool {
+    let primary = code.and_then(|c| c.parse::<i32>().ok()).map(|c| c & 0xff);
+    matches!(primary, Some(5 | 6 | 7 | 8 | 10 | 13 | 14 | 15))
 }
 
 #[cfg(test)]

@@ -1,0 +1,134 @@
+//! The PostgreSQL backend, for production and for several instances sharing
+//! one database.
+//!
+//! Two pools: one connection for the intake writer (it commits one batch at a
+//! time, like SQLite's single writer, and must never wait behind a slow read)
+//! and `DB_POOL_SIZE` for everything else: reads and the processing queue.
+//! Both wait at
+//! most `DB_ACQUIRE_TIMEOUT` for a connection, so that a database that is
+//! down turns into quick 503s; a connection found broken is replaced on the
+//! next use, so the service recovers by itself when the database returns.
+//! Everything that decides between instances (dedupe, newest-wins) is done by
+//! the database in single statements; see `write.rs` and `project.rs`.
+
+mod detail;
+mod product;
+mod project;
+mod queue;
+mod read;
+mod write;
+
+use std::{
+    str::FromStr,
+    time::{Duration, Instant},
+};
+
+use chrono::Utc;
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::{is_unavailable, Committed, Result, StoreError};
+use crate::{config::PoolSettings, tiktok::Event};
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+/// How long start-up waits for a database that is not accepting connections
+/// yet (a container started alongside this one). An error that is not about
+/// reaching the server, such as a wrong password, ends start-up at once.
+const STARTUP_PATIENCE: Duration = Duration::from_secs(30);
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    writer: PgPool,
+    pool: PgPool,
+}
+
+impl PgStore {
+    pub async fn open(url: &SecretString, pool: PoolSettings) -> Result<Self> {
+        // The parse error never holds the URL, which may carry a password.
+        let options = PgConnectOptions::from_str(url.expose_secret())
+            .map_err(|e| StoreError::BadUrl(e.to_string()))?
+            .application_name("tiktok-webhook");
+        let pool_options = || PgPoolOptions::new().acquire_timeout(pool.acquire_timeout);
+        let writer = pool_options()
+            .max_connections(1)
+            .connect_lazy_with(options.clone());
+        let pool = pool_options()
+            .max_connections(pool.size.max(1))
+            .connect_lazy_with(options);
+        let store = Self { writer, pool };
+        store.wait_for_server().await?;
+        Ok(store)
+    }
+
+    async fn wait_for_server(&self) -> Result<()> {
+        let deadline = Instant::now() + STARTUP_PATIENCE;
+        loop {
+            match sqlx::query("SELECT 1").execute(&self.writer).await {
+                Ok(_) => return Ok(()),
+                Err(e) if is_unavailable(&e) && Instant::now() < deadline => {
+                    tracing::warn!(error = %e, "PostgreSQL not reachable yet; retrying");
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    /// Several instances may start at once: sqlx holds an advisory lock
+    /// while it migrates, so one of them does the work and the others wait.
+    pub async fn migrate(&self) -> Result<()> {
+        MIGRATOR.run(&self.writer).await?;
+        Ok(())
+    }
+
+    /// The intake writer's pool, and the one shared by reads and the queue.
+    pub fn pool_use(&self) -> Vec<super::PoolUse> {
+        vec![
+            super::PoolUse::of("writer", &self.writer),
+            super::PoolUse::of("shared", &self.pool),
+        ]
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+        self.writer.close().await;
+    }
+
+    pub async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn commit(&self, events: &[Event]) -> Result<Vec<Committed>> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.writer.acquire().await?;
+        let result = async {
+            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+            let outcomes = write::store_events(&mut tx, events, Utc::now()).await?;
+            tx.commit().await?;
+            Ok(outcomes)
+        }
+        .await;
+        // After a failure the connection is closed, not pooled: whatever
+        // state the failure left it in (a broken socket, a transaction still
+        // being rolled back) cannot reach the next batch. Opening another
+        // costs a few milliseconds, once.
+        if result.is_err() {
+            let _ = conn.close().await;
+        }
+        result
+    }
+}
+
+/// SQLSTATE classes that mean the server cannot take work right now rather
+/// than that a statement is wrong: 08 connection exception, 53 insufficient
+/// resources (too many connections, disk full), 57 operator intervention
+/// (shutting down, starting up, statement timeout), 58 system error (I/O);
+/// and 25006, a read-only transaction, which is what a standby answers
+/// during a failover.
+pub(super) fn is_unavailable_code(code: &str) -> bool {
+    matches!(code.get(..2), Some("08" | "53" | "57" | "58")) || code == "25006"
+}

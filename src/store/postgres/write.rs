@@ -1,0 +1,208 @@
+//! The batch write: the dedupe insert as one multi-row statement, then the
+//! projections of the new events.
+//!
+//! Several instances write to one database at once, so two rules hold:
+//!
+//! - The database decides. Dedupe is `INSERT … ON CONFLICT (event_id) DO
+//!   UPDATE … RETURNING deliveries`; every projection is a conditional upsert
+//!   (see `project.rs`). Nothing is read first and written after.
+//! - Every transaction takes its row locks in one global order: events by
+//!   event id, then each projection table in a fixed sequence, its rows by
+//!   key. Two instances writing overlapping batches then wait for each other
+//!   instead of deadlocking.
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, Utc};
+use sqlx::{Postgres, Transaction};
+
+use super::project::Ctx;
+use crate::{
+    store::{
+        projection::{processing_outcome, writes, Write},
+        Committed, Result, StoreError,
+    },
+    tiktok::Event,
+};
+
+pub(super) type Tx<'c> = Transaction<'c, Postgres>;
+
+/// Stores a batch: each event once (copies within the batch or already
+/// stored only count deliveries), then the projections of the new ones.
+/// Returns one outcome per event, in batch order.
+pub async fn store_events(
+    tx: &mut Tx<'_>,
+    events: &[Event],
+    now: DateTime<Utc>,
+) -> Result<Vec<Committed>> {
+    // One row per event id (a statement may not touch a row twice), with the
+    // number of copies this batch holds. Sorted by id: the lock order.
+    let mut distinct: BTreeMap<&str, (&Event, i64)> = BTreeMap::new();
+    for event in events {
+        distinct.entry(event.id.as_str()).or_insert((event, 0)).1 += 1;
+    }
+    let totals = insert_events(tx, &distinct, now).await?;
+
+    let mut copies_seen: HashMap<&str, i64> = HashMap::new();
+    let mut fresh = Vec::new();
+    let mut outcomes = Vec::with_capacity(events.len());
+    for event in events {
+        let id = event.id.as_str();
+        let copy = copies_seen.entry(id).or_insert(0);
+        *copy += 1;
+        let total = totals
+            .get(id)
+            .ok_or_else(|| StoreError::Corrupt(format!("no row returned for event {id}")))?;
+        // What was stored before this batch: nothing when the row is new.
+        let before = total - distinct[id].1;
+        let first_ever = before == 0 && *copy == 1;
+        if first_ever {
+            fresh.push(event);
+        }
+        outcomes.push(Committed {
+            duplicate: !first_ever,
+            deliveries: before + *copy,
+        });
+    }
+
+    // Each new event's projection writes and then, as in SQLite's write
+    // path, its order's processing state: waiting for the queue, or failed
+    // for good when the event cannot be read (it is never queued).
+    let mut steps = Vec::new();
+    let mut queued = Vec::new();
+    for event in fresh {
+        steps.extend(writes(event).into_iter().map(|w| (event, Step::Write(w))));
+        let (readable, error) = processing_outcome(event);
+        if readable {
+            queued.push(event.id.as_str());
+        }
+        if let Some(order_id) = event.order_id() {
+            let order_id = order_id.as_str();
+            match error {
+                _ if readable => steps.push((event, Step::Unprocessed(order_id))),
+                Some(reason) => steps.push((event, Step::Failed(order_id, reason))),
+                None => {}
+            }
+        }
+    }
+    // A stable sort: the steps on one row keep their batch order, so the
+    // outcome is the one of applying the events one after the other; steps
+    // on different rows do not depend on each other.
+    steps.sort_by(|(a, x), (b, y)| lock_order(a, x).cmp(&lock_order(b, y)));
+    for (event, step) in &steps {
+        let ctx = Ctx { event, now };
+        match step {
+            Step::Write(write) => ctx.apply(tx, write).await?,
+            Step::Unprocessed(order_id) => ctx.unprocessed(tx, order_id, None).await?,
+            Step::Failed(order_id, reason) => ctx.unprocessed(tx, order_id, Some(reason)).await?,
+        }
+    }
+    enqueue(tx, &queued, now).await?;
+    Ok(outcomes)
+}
+
+/// One change inside the batch transaction, after the event rows.
+enum Step<'a> {
+    Write(Write<'a>),
+    /// The order has an event waiting for the queue.
+    Unprocessed(&'a str),
+    /// The order has an event that could not be read, for this reason.
+    Failed(&'a str, String),
+}
+
+/// A malformed event is final when stored (failed, for someone to look at);
+/// any other waits for the processing queue.
+fn is_final(event: &Event) -> bool {
+    !processing_outcome(event).0
+}
+
+/// One job per queued event, due now. Job rows belong to events this
+/// transaction has just inserted, so no other transaction waits for them.
+async fn enqueue(tx: &mut Tx<'_>, event_ids: &[&str], now: DateTime<Utc>) -> Result<()> {
+    if event_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO jobs (event_id, next_run_at, created_at, updated_at)
+         SELECT event_id, $2, $2, $2 FROM UNNEST($1::text[]) AS event_id
+         ON CONFLICT DO NOTHING",
+    )
+    .bind(event_ids)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Where a step falls in the global lock order: its table's place, then the
+/// row's key. A package's `package_orders` rows are only written under its
+/// `packages` row, so they need no place of their own.
+fn lock_order<'a>(event: &'a Event, step: &Step<'a>) -> (u8, &'a str, &'a str, &'a str) {
+    let write = match step {
+        Step::Write(write) => write,
+        Step::Unprocessed(order_id) | Step::Failed(order_id, _) => return (0, order_id, "", ""),
+    };
+    match write {
+        Write::OrderStatus { order_id, .. } | Write::OrderTouch { order_id, .. } => {
+            (0, order_id, "", "")
+        }
+        Write::OrderHistory { order_id, .. } => (1, order_id, "", ""),
+        Write::Request(r) => (2, r.order_id, r.kind.as_str(), r.request_id),
+        Write::Package { package_id, .. } | Write::Invoice { package_id, .. } => {
+            (3, package_id, "", "")
+        }
+        Write::Product { product_id, .. } => (4, product_id, "", ""),
+        Write::Shop(_) => (5, event.shop_id.as_ref().map_or("", |s| s.as_str()), "", ""),
+    }
+}
+
+/// Inserts the distinct events; returns each id's delivery count after the
+/// statement (its copies here, plus what was stored before).
+async fn insert_events(
+    tx: &mut Tx<'_>,
+    distinct: &BTreeMap<&str, (&Event, i64)>,
+    now: DateTime<Utc>,
+) -> Result<HashMap<String, i64>> {
+    let rows: Vec<(&Event, i64)> = distinct.values().copied().collect();
+    // A readable event waits for the queue; a malformed one is final now.
+    let (successes, errors): (Vec<Option<bool>>, Vec<Option<String>>) = rows
+        .iter()
+        .map(|(e, _)| match processing_outcome(e) {
+            (true, _) => (None, None),
+            (false, error) => (Some(false), error),
+        })
+        .unzip();
+    let processed: Vec<bool> = rows.iter().map(|(e, _)| is_final(e)).collect();
+    let each = |f: fn(&Event) -> Option<&str>| rows.iter().map(|(e, _)| f(e)).collect::<Vec<_>>();
+    let totals: Vec<(String, i64)> = sqlx::query_as(
+        "INSERT INTO webhook_events (event_id, type, event_type, shop_id, order_id, payload,
+             raw_body, timestamp, received_at, last_received_at, deliveries, processed, success,
+             error_message)
+         SELECT e.event_id, e.type, e.event_type, e.shop_id, e.order_id, json_or_null(e.raw_body),
+             e.raw_body, e.timestamp, $12, $12, e.copies, e.processed, e.success, e.error_message
+         FROM UNNEST($1::text[], $2::bigint[], $3::text[], $4::text[], $5::text[], $6::text[],
+                     $7::bigint[], $8::bigint[], $9::boolean[], $10::boolean[], $11::text[])
+             AS e(event_id, type, event_type, shop_id, order_id, raw_body, timestamp, copies,
+                  processed, success, error_message)
+         ORDER BY e.event_id
+         ON CONFLICT (event_id) DO UPDATE SET
+             deliveries = webhook_events.deliveries + excluded.deliveries,
+             last_received_at = excluded.last_received_at
+         RETURNING event_id, deliveries",
+    )
+    .bind(each(|e| Some(e.id.as_str())))
+    .bind(rows.iter().map(|(e, _)| e.type_code).collect::<Vec<_>>())
+    .bind(each(|e| Some(e.event_type())))
+    .bind(each(|e| e.shop_id.as_ref().map(|s| s.as_str())))
+    .bind(each(|e| e.order_id().map(|s| s.as_str())))
+    .bind(each(|e| Some(e.raw_str())))
+    .bind(rows.iter().map(|(e, _)| e.timestamp).collect::<Vec<_>>())
+    .bind(rows.iter().map(|(_, copies)| *copies).collect::<Vec<_>>())
+    .bind(processed)
+    .bind(successes)
+    .bind(errors)
+    .bind(now)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(totals.into_iter().collect())
+}
