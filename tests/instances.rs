@@ -45,7 +45,7 @@ async fn two_instances_store_each_of_fifty_events_once_and_keep_the_newest_state
         ("TIKTOK_APP_SECRET", APP_SECRET),
         ("API_TOKENS", API_TOKEN),
         ("FORWARD_URL", receiver.url.as_str()),
-        ("WEBHOOK_SECRET", "forward-secret"),
+        ("WEBHOOK_SECRET", "forward-secret-0123456789"),
         ("QUEUE_POLL_INTERVAL", "50ms"),
     ];
     // Started together: both migrate the same empty database at once.
