@@ -135,3 +135,66 @@ async fn get(server: &Server, path: &str) -> Value {
     assert_eq!(response.status(), 200, "{path}");
     response.json::<Value>().await.unwrap()["data"].take()
 }
+
+/// Issue-level promise of the queue with several instances: 200 events
+/// stored through two servers are forwarded exactly once each, whichever
+/// instance's worker claims them.
+#[tokio::test]
+async fn two_instances_forward_two_hundred_events_each_exactly_once() {
+    if !postgres::available("two_instances_forward_two_hundred_events_each_exactly_once") {
+        return;
+    }
+    let database = TestDatabase::create().await;
+    let receiver = Receiver::start(|_| Answer::Status(200)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let vars = [
+        ("APP_ENV", "production"),
+        ("DATABASE_URL", database.url.as_str()),
+        ("TIKTOK_APP_KEY", APP_KEY),
+        ("TIKTOK_APP_SECRET", APP_SECRET),
+        ("API_TOKENS", API_TOKEN),
+        ("FORWARD_URL", receiver.url.as_str()),
+        ("WEBHOOK_SECRET", "forward-secret-0123456789"),
+        ("QUEUE_POLL_INTERVAL", "20ms"),
+        ("QUEUE_BATCH", "4"),
+    ];
+    let servers = [
+        Server::start(dir.path(), &vars),
+        Server::start(dir.path(), &vars),
+    ];
+    for server in &servers {
+        server.wait_healthy().await;
+    }
+
+    let client = reqwest::Client::new();
+    let ids: Vec<String> = (0..200).map(|i| format!("74000000000920{i:03}")).collect();
+    let sends = ids.iter().enumerate().map(|(i, id)| {
+        let body = status_event(id, &format!("57800000000920{i:03}"), "UNPAID", now());
+        let request = client
+            .post(servers[i % 2].url("/webhook/tiktok"))
+            .header("authorization", sign(APP_KEY, APP_SECRET, body.as_bytes()))
+            .body(body);
+        async move { request.send().await.unwrap().status() }
+    });
+    assert!(join_all(sends).await.iter().all(|s| *s == 200));
+
+    receiver.wait_for_calls(200, Duration::from_secs(60)).await;
+    // Long enough for a second claim of any job to show up.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut per_event: HashMap<String, usize> = HashMap::new();
+    for call in receiver.calls() {
+        let id = call.headers["webhook-id"].to_str().unwrap().to_owned();
+        *per_event.entry(id).or_default() += 1;
+    }
+    assert_eq!(per_event.len(), 200, "every event delivered");
+    assert!(
+        per_event.values().all(|n| *n == 1),
+        "each exactly once: {:?}",
+        per_event
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .collect::<Vec<_>>()
+    );
+    let done = get(&servers[1], "/api/events?status=done&limit=1000").await;
+    assert_eq!(done.as_array().unwrap().len(), 200);
+}
