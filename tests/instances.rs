@@ -38,24 +38,7 @@ async fn two_instances_store_each_of_fifty_events_once_and_keep_the_newest_state
     let database = TestDatabase::create().await;
     let receiver = Receiver::start(|_| Answer::Status(200)).await;
     let dir = tempfile::tempdir().unwrap();
-    let vars = [
-        ("APP_ENV", "production"),
-        ("DATABASE_URL", database.url.as_str()),
-        ("TIKTOK_APP_KEY", APP_KEY),
-        ("TIKTOK_APP_SECRET", APP_SECRET),
-        ("API_TOKENS", API_TOKEN),
-        ("FORWARD_URL", receiver.url.as_str()),
-        ("WEBHOOK_SECRET", "forward-secret-0123456789"),
-        ("QUEUE_POLL_INTERVAL", "50ms"),
-    ];
-    // Started together: both migrate the same empty database at once.
-    let servers = [
-        Server::start(dir.path(), &vars),
-        Server::start(dir.path(), &vars),
-    ];
-    for server in &servers {
-        server.wait_healthy().await;
-    }
+    let servers = start_two(&database, &receiver, dir.path(), &[]).await;
 
     // 10 orders, 5 status changes each (50 events), every event 4 times,
     // shuffled and dealt alternately to the two servers.
@@ -124,6 +107,32 @@ async fn two_instances_store_each_of_fifty_events_once_and_keep_the_newest_state
     );
 }
 
+/// Two production servers on one database, forwarding to `receiver`.
+/// Started together: both migrate the same empty database at once.
+async fn start_two(
+    database: &TestDatabase,
+    receiver: &Receiver,
+    dir: &std::path::Path,
+    extra: &[(&str, &str)],
+) -> [Server; 2] {
+    let mut vars = vec![
+        ("APP_ENV", "production"),
+        ("DATABASE_URL", database.url.as_str()),
+        ("TIKTOK_APP_KEY", APP_KEY),
+        ("TIKTOK_APP_SECRET", APP_SECRET),
+        ("API_TOKENS", API_TOKEN),
+        ("FORWARD_URL", receiver.url.as_str()),
+        ("WEBHOOK_SECRET", "forward-secret-0123456789"),
+        ("QUEUE_POLL_INTERVAL", "50ms"),
+    ];
+    vars.extend_from_slice(extra);
+    let servers = [Server::start(dir, &vars), Server::start(dir, &vars)];
+    for server in &servers {
+        server.wait_healthy().await;
+    }
+    servers
+}
+
 /// GET with the API token; the `data` of a 200.
 async fn get(server: &Server, path: &str) -> Value {
     let response = reqwest::Client::new()
@@ -147,24 +156,7 @@ async fn two_instances_forward_two_hundred_events_each_exactly_once() {
     let database = TestDatabase::create().await;
     let receiver = Receiver::start(|_| Answer::Status(200)).await;
     let dir = tempfile::tempdir().unwrap();
-    let vars = [
-        ("APP_ENV", "production"),
-        ("DATABASE_URL", database.url.as_str()),
-        ("TIKTOK_APP_KEY", APP_KEY),
-        ("TIKTOK_APP_SECRET", APP_SECRET),
-        ("API_TOKENS", API_TOKEN),
-        ("FORWARD_URL", receiver.url.as_str()),
-        ("WEBHOOK_SECRET", "forward-secret-0123456789"),
-        ("QUEUE_POLL_INTERVAL", "20ms"),
-        ("QUEUE_BATCH", "4"),
-    ];
-    let servers = [
-        Server::start(dir.path(), &vars),
-        Server::start(dir.path(), &vars),
-    ];
-    for server in &servers {
-        server.wait_healthy().await;
-    }
+    let servers = start_two(&database, &receiver, dir.path(), &[("QUEUE_BATCH", "4")]).await;
 
     let client = reqwest::Client::new();
     let ids: Vec<String> = (0..200).map(|i| format!("74000000000920{i:03}")).collect();
