@@ -2,6 +2,7 @@
 //! down gracefully: stop accepting, finish requests in flight, let the writer
 //! drain, close the database.
 
+use anyhow::Context;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{middleware, Extension, Router};
@@ -122,7 +123,9 @@ impl Application {
         handler: Option<Arc<dyn EventHandler>>,
     ) -> anyhow::Result<Self> {
         telemetry::metrics_handle();
-        let store = Store::open(&settings.database, settings.pool()).await?;
+        let store = Store::open(&settings.database, settings.pool())
+            .await
+            .with_context(|| format!("DATABASE_URL: cannot open {}", settings.database.masked()))?;
         let stored = Arc::new(Notify::new());
         let (writer, writer_task) = Writer::spawn(store.clone(), stored.clone());
         let handler = queue::handler_for(&settings, handler)?;
@@ -139,7 +142,14 @@ impl Application {
             settings.app_secret.clone(),
             settings.app_secret_previous.clone(),
         );
-        let listener = TcpListener::bind((settings.host, settings.port)).await?;
+        let listener = TcpListener::bind((settings.host, settings.port))
+            .await
+            .with_context(|| {
+                format!(
+                    "HOST/PORT: cannot listen on {}:{}",
+                    settings.host, settings.port
+                )
+            })?;
         let limits = Arc::new(RateLimits::new(
             settings.rate_limit_max,
             settings.rate_limit_window,

@@ -92,7 +92,9 @@ pub async fn migrate(settings: Settings) -> anyhow::Result<()> {
         size: 1,
         ..settings.pool()
     };
-    let store = Store::open(&settings.database, pool).await?;
+    let store = Store::open(&settings.database, pool)
+        .await
+        .with_context(|| format!("DATABASE_URL: cannot open {}", settings.database.masked()))?;
     store.close().await;
     println!("schema up to date ({})", settings.database.masked());
     Ok(())

@@ -189,10 +189,16 @@ impl Settings {
                 AppEnv::Development
             }
             Some(v) => {
+                // Name the variable the value came from.
+                let variable = if get("APP_ENV").is_some() {
+                    "APP_ENV"
+                } else {
+                    "NODE_ENV"
+                };
                 return Err(error(
-                    "APP_ENV",
+                    variable,
                     format!("`{v}` is not `development` or `production`"),
-                ))
+                ));
             }
         };
         let database = database_url(&env_vars)?;

@@ -81,7 +81,7 @@ impl SqliteStore {
     pub async fn open(path: &Path, readers: u32) -> Result<Self> {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Corrupt(format!("cannot create {}: {e}", dir.display()))
+                StoreError::BadUrl(format!("cannot create the folder {}: {e}", dir.display()))
             })?;
         }
         let options = SqliteConnectOptions::from_str("sqlite://")?
