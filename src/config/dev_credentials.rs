@@ -84,7 +84,7 @@ pub fn load_or_create(data_dir: &Path) -> Result<DevCredentials, ConfigError> {
     )
     .map_err(|e| {
         error(
-            "DATABASE_URL",
+            "DATA_DIR",
             format!(
                 "cannot write development credentials to {}: {e}",
                 path.display()
