@@ -114,6 +114,68 @@ pub enum ProductAspect<'a> {
     },
 }
 
+/// A product column's value: text, or a list of texts (each backend keeps a
+/// list its own way).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnValue<'a> {
+    Text(Option<&'a str>),
+    List(&'a [String]),
+}
+
+/// The `products` columns an aspect writes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AspectColumns<'a> {
+    /// Fixed names, never from input, so they may be put into SQL.
+    pub columns: &'static [&'static str],
+    /// The aspect's own ordering column.
+    pub time_column: &'static str,
+    /// One value per column, in order.
+    pub values: Vec<ColumnValue<'a>>,
+}
+
+impl<'a> ProductAspect<'a> {
+    /// Which columns this aspect owns, for every backend.
+    pub fn columns(&self) -> AspectColumns<'a> {
+        use ColumnValue::{List, Text};
+        let (columns, time_column, values): (&'static [&'static str], _, _) = match *self {
+            ProductAspect::Status {
+                status,
+                suspended_reason,
+            } => (
+                &["status", "suspended_reason"],
+                "status_time",
+                vec![Text(status), Text(suspended_reason)],
+            ),
+            ProductAspect::Information {
+                change_source,
+                changed_fields,
+            } => (
+                &["change_source", "changed_fields"],
+                "information_time",
+                vec![Text(change_source), List(changed_fields)],
+            ),
+            ProductAspect::Creation { product_types } => (
+                &["product_types"],
+                "creation_time",
+                vec![List(product_types)],
+            ),
+            ProductAspect::Category { previous, current } => (
+                &["previous_category_id", "category_id"],
+                "category_time",
+                vec![Text(previous), Text(current)],
+            ),
+            ProductAspect::Audit { status } => {
+                (&["audit_status"], "audit_time", vec![Text(status)])
+            }
+        };
+        AspectColumns {
+            columns,
+            time_column,
+            values,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ShopChange {
     /// Any event but a deauthorization: the app is (again) authorized then.

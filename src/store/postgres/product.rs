@@ -3,7 +3,10 @@
 //! ordering column, changed only by an event not older than the stored one.
 
 use super::{project::Ctx, write::Tx};
-use crate::store::{projection::ProductAspect, Result};
+use crate::store::{
+    projection::{AspectColumns, ColumnValue, ProductAspect},
+    Result,
+};
 
 impl Ctx<'_> {
     pub(super) async fn product(
@@ -13,39 +16,11 @@ impl Ctx<'_> {
         aspect: &ProductAspect<'_>,
         time: Option<i64>,
     ) -> Result<()> {
-        // Each aspect has its own columns and its own ordering column; the
-        // column names come from this fixed table, never from input.
-        let (columns, time_column, values): (&[&str], &str, Vec<Value>) = match aspect {
-            ProductAspect::Status {
-                status,
-                suspended_reason,
-            } => (
-                &["status", "suspended_reason"],
-                "status_time",
-                vec![Value::Text(*status), Value::Text(*suspended_reason)],
-            ),
-            ProductAspect::Information {
-                change_source,
-                changed_fields,
-            } => (
-                &["change_source", "changed_fields"],
-                "information_time",
-                vec![Value::Text(*change_source), Value::List(changed_fields)],
-            ),
-            ProductAspect::Creation { product_types } => (
-                &["product_types"],
-                "creation_time",
-                vec![Value::List(product_types)],
-            ),
-            ProductAspect::Category { previous, current } => (
-                &["previous_category_id", "category_id"],
-                "category_time",
-                vec![Value::Text(*previous), Value::Text(*current)],
-            ),
-            ProductAspect::Audit { status } => {
-                (&["audit_status"], "audit_time", vec![Value::Text(*status)])
-            }
-        };
+        let AspectColumns {
+            columns,
+            time_column,
+            values,
+        } = aspect.columns();
         let sets: Vec<String> = columns
             .iter()
             .map(|c| format!("{c} = excluded.{c}"))
@@ -73,17 +48,12 @@ impl Ctx<'_> {
             .bind(self.now);
         for value in values {
             query = match value {
-                Value::Text(text) => query.bind(text),
-                Value::List(items) => query.bind(items),
+                ColumnValue::Text(text) => query.bind(text),
+                // Kept as `text[]`.
+                ColumnValue::List(items) => query.bind(items),
             };
         }
         query.execute(&mut **tx).await?;
         Ok(())
     }
-}
-
-/// A product column's value: text, or a list kept as `text[]`.
-enum Value<'a> {
-    Text(Option<&'a str>),
-    List(&'a [String]),
 }

@@ -9,7 +9,10 @@ use sqlx::{Sqlite, Transaction};
 
 use crate::{
     store::{
-        projection::{processing_outcome, writes, ProductAspect, Request, ShopChange, Write},
+        projection::{
+            processing_outcome, writes, AspectColumns, ColumnValue, ProductAspect, Request,
+            ShopChange, Write,
+        },
         time::to_text,
         Committed, Result,
     },
@@ -374,39 +377,11 @@ impl Ctx<'_> {
         aspect: &ProductAspect<'_>,
         time: Option<i64>,
     ) -> Result<()> {
-        // Each aspect has its own columns and its own ordering column; the
-        // column names come from this fixed table, never from input.
-        let (columns, time_column, values): (&[&str], &str, Vec<Option<String>>) = match aspect {
-            ProductAspect::Status {
-                status,
-                suspended_reason,
-            } => (
-                &["status", "suspended_reason"],
-                "status_time",
-                vec![owned(*status), owned(*suspended_reason)],
-            ),
-            ProductAspect::Information {
-                change_source,
-                changed_fields,
-            } => (
-                &["change_source", "changed_fields"],
-                "information_time",
-                vec![owned(*change_source), Some(json_list(changed_fields))],
-            ),
-            ProductAspect::Creation { product_types } => (
-                &["product_types"],
-                "creation_time",
-                vec![Some(json_list(product_types))],
-            ),
-            ProductAspect::Category { previous, current } => (
-                &["previous_category_id", "category_id"],
-                "category_time",
-                vec![owned(*previous), owned(*current)],
-            ),
-            ProductAspect::Audit { status } => {
-                (&["audit_status"], "audit_time", vec![owned(*status)])
-            }
-        };
+        let AspectColumns {
+            columns,
+            time_column,
+            values,
+        } = aspect.columns();
         let sets: Vec<String> = columns
             .iter()
             .map(|c| format!("{c} = excluded.{c}"))
@@ -432,7 +407,11 @@ impl Ctx<'_> {
             .bind(time)
             .bind(self.now);
         for value in values {
-            query = query.bind(value);
+            query = match value {
+                ColumnValue::Text(text) => query.bind(text),
+                // SQLite has no arrays: a list is kept as JSON text.
+                ColumnValue::List(items) => query.bind(json_list(items)),
+            };
         }
         query.execute(&mut **tx).await?;
         Ok(())
@@ -478,10 +457,6 @@ impl Ctx<'_> {
         .await?;
         Ok(())
     }
-}
-
-fn owned(value: Option<&str>) -> Option<String> {
-    value.map(str::to_owned)
 }
 
 fn json_list(items: &[String]) -> String {
