@@ -94,9 +94,13 @@ async fn main() -> anyhow::Result<()> {
     let (database_url, backend) = fresh_database(&args, dir.path()).await?;
 
     println!(
-        "machine: {} cores",
-        std::thread::available_parallelism()?.get()
+        "machine: {} cores, {}",
+        std::thread::available_parallelism()?.get(),
+        cpu_model()
     );
+    if args.database.is_some() {
+        println!("PostgreSQL: {}", pg_durability(&database_url).await?);
+    }
     let axum_ceiling = trivial_axum_ceiling(&args).await?;
     let db_ceiling = one_row_per_commit(&database_url, dir.path()).await?;
 
@@ -172,6 +176,37 @@ fn server_binary() -> anyhow::Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// The settings that decide whether a PostgreSQL commit is on disk: figures
+/// with `fsync = off` are not comparable.
+async fn pg_durability(url: &str) -> anyhow::Result<String> {
+    let mut conn = sqlx::PgConnection::connect(url).await?;
+    let mut shown = Vec::new();
+    for setting in [
+        "server_version",
+        "fsync",
+        "synchronous_commit",
+        "wal_sync_method",
+    ] {
+        let value: String = sqlx::query_scalar(&format!("SHOW {setting}"))
+            .fetch_one(&mut conn)
+            .await?;
+        shown.push(format!("{setting}={value}"));
+    }
+    Ok(shown.join(", "))
 }
 
 fn free_port() -> anyhow::Result<u16> {

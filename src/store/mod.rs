@@ -180,6 +180,17 @@ impl Store {
         dispatch!(self, s => s.ping().await)
     }
 
+    /// How many group-commit batches the writer may have under way at once.
+    /// SQLite's writer thread merges whatever arrives into its next
+    /// transaction, so batches can queue there; on PostgreSQL each batch is
+    /// a transaction on a connection of its own.
+    pub fn batches_in_flight(&self) -> usize {
+        match self {
+            Store::Sqlite(_) => 4,
+            Store::Postgres(_) => 1,
+        }
+    }
+
     pub async fn order(&self, order_id: &str) -> Result<Option<OrderRecord>> {
         dispatch!(self, s => s.order(order_id).await)
     }

@@ -1,10 +1,16 @@
 //! Group commit: requests hand their verified event to one writer task, which
 //! commits whatever is waiting in one transaction and answers each request
 //! after the commit that holds its event.
+//!
+//! A few batches may be under way at once ([`Store::batches_in_flight`]):
+//! while one commits, the next is already on its way to the database
+//! instead of waiting for the answer to come back first.
 
 use std::sync::Arc;
 
-use tokio::sync::{mpsc, oneshot, Notify};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 
 use super::{Committed, Store};
 use crate::tiktok::Event;
@@ -52,28 +58,53 @@ impl Writer {
 }
 
 async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>, stored: Arc<Notify>) {
+    let depth = store.batches_in_flight();
+    let slots = Arc::new(Semaphore::new(depth));
+    let unavailable = Arc::new(AtomicBool::new(false));
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (events, replies): (Vec<Event>, Vec<_>) =
-            batch.drain(..).map(|p| (p.event, p.reply)).unzip();
-        let t0 = std::time::Instant::now();
-        let outcomes = commit_batch(&store, &events).await;
-        if std::env::var_os("WRITER_TRACE").is_some() {
-            eprintln!("WT batch={} ms={:.2}", events.len(), t0.elapsed().as_secs_f64() * 1000.0);
+    loop {
+        // A slot first, then the batch: while every slot is busy, requests
+        // wait in the queue and the next batch grows.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        if receiver.recv_many(&mut batch, MAX_BATCH).await == 0 {
+            break;
         }
-        let unavailable = outcomes.is_none();
-        let outcomes = outcomes.unwrap_or_else(|| vec![None; replies.len()]);
-        if outcomes.iter().flatten().any(|c| !c.duplicate) {
-            stored.notify_waiters();
-        }
-        for (reply, outcome) in replies.into_iter().zip(outcomes) {
-            // The request may have timed out and left; its event is stored
-            // all the same and TikTok's retry will be counted as a duplicate.
-            let _ = reply.send(outcome);
-        }
-        if unavailable {
+        let pending: Vec<Pending> = std::mem::replace(&mut batch, Vec::with_capacity(MAX_BATCH));
+        if unavailable.swap(false, Ordering::Relaxed) {
+            refuse(pending);
             refuse_waiting(&mut receiver);
+            continue;
         }
+        let (store, stored, unavailable) = (store.clone(), stored.clone(), unavailable.clone());
+        tokio::spawn(async move {
+            let (events, replies): (Vec<Event>, Vec<_>) =
+                pending.into_iter().map(|p| (p.event, p.reply)).unzip();
+            let outcomes = commit_batch(&store, &events).await;
+            if outcomes.is_none() {
+                unavailable.store(true, Ordering::Relaxed);
+            }
+            let outcomes = outcomes.unwrap_or_else(|| vec![None; replies.len()]);
+            if outcomes.iter().flatten().any(|c| !c.duplicate) {
+                stored.notify_waiters();
+            }
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                // The request may have timed out and left; its event is
+                // stored all the same and TikTok's retry will be counted as
+                // a duplicate.
+                let _ = reply.send(outcome);
+            }
+            drop(slot);
+        });
+    }
+    // Every batch under way is answered before the writer ends.
+    let _ = slots.acquire_many(depth as u32).await;
+}
+
+fn refuse(pending: Vec<Pending>) {
+    for p in pending {
+        let _ = p.reply.send(None);
     }
 }
 

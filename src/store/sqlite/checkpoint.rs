@@ -8,7 +8,7 @@
 //! reader still needs and never blocks the writer.
 
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     sync::{mpsc, Mutex},
     thread::JoinHandle,
     time::Duration,
@@ -51,7 +51,7 @@ impl Drop for Checkpointer {
     }
 }
 
-fn run(path: &PathBuf, stopped: &mpsc::Receiver<()>) {
+fn run(path: &Path, stopped: &mpsc::Receiver<()>) {
     let mut connection: Option<Connection> = None;
     while let Err(mpsc::RecvTimeoutError::Timeout) = stopped.recv_timeout(INTERVAL) {
         if connection.is_none() {

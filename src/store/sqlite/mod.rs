@@ -115,7 +115,8 @@ impl SqliteStore {
             .acquire_timeout(Duration::from_secs(3))
             .connect_with(options.clone().read_only(true))
             .await?;
-        let checkpointer = Checkpointer::start(path).map_err(|e| StoreError::Unavailable(e.into()))?;
+        let checkpointer =
+            Checkpointer::start(path).map_err(|e| StoreError::Unavailable(e.into()))?;
         Ok(Self {
             writer: Arc::new(writer),
             readers,
@@ -391,6 +392,7 @@ mod tests {
     use bytes::Bytes;
 
     use super::*;
+    use crate::store::ShopRecord;
     use crate::tiktok::VerifiedBody;
 
     fn event(id: u32, pad: usize) -> Event {
@@ -399,6 +401,59 @@ mod tests {
             "x".repeat(pad)
         );
         Event::parse(VerifiedBody::from_storage(Bytes::from(body))).unwrap()
+    }
+
+    fn shop_event(id: u32, type_code: u8, timestamp: i64) -> Event {
+        let data = if type_code == 6 {
+            r#"{"seller_id":"1"}"#.to_owned()
+        } else {
+            format!(r#"{{"order_id":"9{id}","order_status":"UNPAID","update_time":{timestamp}}}"#)
+        };
+        let body = format!(
+            r#"{{"type":{type_code},"tts_notification_id":"{id}","shop_id":"77","timestamp":{timestamp},"data":{data}}}"#
+        );
+        Event::parse(VerifiedBody::from_storage(Bytes::from(body))).unwrap()
+    }
+
+    /// The batch writes each shop's activity once (`write::Batch`); the
+    /// shop must end as if the events had been committed one at a time.
+    #[tokio::test]
+    async fn a_batch_leaves_the_shop_as_one_event_at_a_time_would() {
+        let events = [
+            shop_event(1, 1, 300),
+            shop_event(2, 6, 250),
+            shop_event(3, 1, 100),
+            shop_event(1, 1, 300),
+            shop_event(4, 1, 200),
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let mut shops = Vec::new();
+        for batched in [true, false] {
+            let store = SqliteStore::open(&dir.path().join(format!("{batched}.db")), 2)
+                .await
+                .unwrap();
+            store.migrate().await.unwrap();
+            if batched {
+                let outcomes = store.commit(&events).await.unwrap();
+                assert!(outcomes[3].duplicate, "the second copy in one batch");
+            } else {
+                for event in &events {
+                    store.commit(std::slice::from_ref(event)).await.unwrap();
+                }
+            }
+            shops.push(store.shop("77").await.unwrap().expect("the shop row"));
+        }
+        // Everything but the row's own times.
+        let value = |shop: &ShopRecord| {
+            let mut value = serde_json::to_value(shop).unwrap();
+            let fields = value.as_object_mut().unwrap();
+            fields.remove("created_at");
+            fields.remove("updated_at");
+            value
+        };
+        assert_eq!(value(&shops[0]), value(&shops[1]));
+        assert!(shops[0].authorized, "activity at 300 is newer than 250");
+        assert_eq!(shops[0].deauthorized_at, Some(250));
     }
 
     #[tokio::test]
@@ -448,7 +503,11 @@ mod tests {
             .writer
             .with_connection(|c| {
                 let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
-                c.query_row(&format!("PRAGMA max_page_count = {}", pages + 2), [], |_| Ok(()))?;
+                c.query_row(
+                    &format!("PRAGMA max_page_count = {}", pages + 2),
+                    [],
+                    |_| Ok(()),
+                )?;
                 Ok(())
             })
             .await
@@ -477,50 +536,5 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert!(store.commit(&[event(3, 10)]).await.is_err());
         assert!(store.ping().await.is_err());
-    }
-}
-
-#[cfg(test)]
-mod perf_probe {
-    use bytes::Bytes;
-
-    use super::*;
-    use crate::tiktok::VerifiedBody;
-
-    #[tokio::test(flavor = "multi_thread")]
-    #[ignore]
-    async fn perf_probe() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db.sqlite"), 2).await.unwrap();
-        store.migrate().await.unwrap();
-        let mut n = 0u64;
-        let make = |i: u64| {
-            let body = format!(
-                r#"{{"type":1,"tts_notification_id":"75{i:017}","shop_id":"7495000000000000777","timestamp":1764000000,"data":{{"is_on_hold_order":false,"order_id":"58{i:016}","order_status":"AWAITING_SHIPMENT","update_time":1764000000}}}}"#
-            );
-            Event::parse(VerifiedBody::from_storage(Bytes::from(body))).unwrap()
-        };
-        for batch in [256usize] {
-            let rounds = 20;
-            let mut sql = std::time::Duration::ZERO;
-            for _ in 0..rounds {
-                let events: Vec<Event> = (0..batch).map(|_| { n += 1; make(n) }).collect();
-                let t = std::time::Instant::now();
-                store.commit(&events).await.unwrap();
-                sql += t.elapsed();
-            }
-            let per_batch = sql.as_secs_f64() * 1000.0 / rounds as f64;
-            println!("batch {batch}: {per_batch:.2} ms per commit, {:.1} us per event", per_batch * 1000.0 / batch as f64);
-        }
-        // Without the disk sync: what the statements cost.
-        store.writer.with_connection(|c| { c.pragma_update(None, "synchronous", "OFF")?; Ok(()) }).await.unwrap();
-        let mut total = std::time::Duration::ZERO;
-        for _ in 0..20 {
-            let events: Vec<Event> = (0..256).map(|_| { n += 1; make(n) }).collect();
-            let t = std::time::Instant::now();
-            store.commit(&events).await.unwrap();
-            total += t.elapsed();
-        }
-        println!("SKIP={:?} batch 256 synchronous=OFF: {:.1} us per event", std::env::var("SKIP").ok(), total.as_secs_f64() * 1e6 / 256.0 / 20.0);
     }
 }

@@ -40,7 +40,8 @@ impl SqliteStore {
                     Ok((row.get(0)?, row.get(1)?, row.get(2)?))
                 })?
                 .collect::<rusqlite::Result<_>>()?;
-            let mut body = tx.prepare_cached("SELECT payload FROM webhook_events WHERE event_id = ?1")?;
+            let mut body =
+                tx.prepare_cached("SELECT payload FROM webhook_events WHERE event_id = ?1")?;
             claimed
                 .into_iter()
                 .map(|(event_id, attempt, created_at)| {
@@ -63,14 +64,8 @@ impl SqliteStore {
     /// attempt whose lease had been lost (another worker took the job over).
     pub async fn finish_jobs(&self, attempts: &[Attempt]) -> Result<Vec<bool>> {
         let attempts = attempts.to_vec();
-        let t0 = std::time::Instant::now();
-        let n = attempts.len();
-        let r = self.write_background(move |tx| attempts.iter().map(|a| finish_job(tx, a)).collect())
-            .await;
-        if std::env::var_os("WRITER_TRACE").is_some() {
-            eprintln!("QT finish={} ms={:.2}", n, t0.elapsed().as_secs_f64() * 1000.0);
-        }
-        r
+        self.write_background(move |tx| attempts.iter().map(|a| finish_job(tx, a)).collect())
+            .await
     }
 
     /// Gives back every lease `owner` holds (graceful shutdown): the jobs are
@@ -208,8 +203,8 @@ fn finish_job(tx: &Transaction<'_>, attempt: &Attempt) -> Result<bool> {
         attempt.status_code.map(i64::from),
         attempt.error,
     ])?;
-    let held = tx
-        .prepare_cached(
+    let held =
+        tx.prepare_cached(
             "UPDATE jobs SET status = ?1, next_run_at = COALESCE(?2, next_run_at),
                  lease_owner = NULL, lease_until = NULL, last_error = ?3, updated_at = ?4
              WHERE event_id = ?5 AND lease_owner = ?6 AND status = 'running'",
@@ -221,8 +216,7 @@ fn finish_job(tx: &Transaction<'_>, attempt: &Attempt) -> Result<bool> {
             now,
             attempt.event_id,
             attempt.owner,
-        ])?
-        == 1;
+        ])? == 1;
     if held {
         let success = attempt.outcome == JobOutcome::Success;
         tx.prepare_cached(

@@ -8,13 +8,13 @@
 //! of a 256-event batch then cost what SQLite costs, not what hops cost.
 
 use std::{
-    path::{Path, PathBuf},
     collections::VecDeque,
+    path::{Path, PathBuf},
     sync::{
         atomic::{AtomicBool, Ordering},
         mpsc, Arc, Mutex,
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
@@ -29,6 +29,8 @@ const STATEMENT_CACHE: usize = 64;
 
 /// Most writes one transaction takes from the thread's queue.
 const ROUND: usize = 64;
+/// While intake waits, background writes get one round in this long.
+const BACKGROUND_GAP: Duration = Duration::from_millis(10);
 
 enum Job {
     /// Work that shares the next transaction with whatever else is waiting.
@@ -40,9 +42,9 @@ enum Job {
 
 /// Whether a write holds someone up. Intake is answered after its commit,
 /// with TikTok's 3-second limit running; the processing queue's claims and
-/// attempts are bookkeeping nobody waits on. During a burst every round
-/// takes all waiting intake and one background write, so the queue slows
-/// down but never stops; between bursts it catches up.
+/// attempts are bookkeeping nobody waits on. While intake is waiting, a round
+/// takes one background write at most every [`BACKGROUND_GAP`], so during a
+/// burst the queue slows down but never stops; between bursts it catches up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Priority {
     Now,
@@ -227,6 +229,7 @@ impl Session {
         let mut now: Vec<Box<dyn Write>> = Vec::with_capacity(ROUND);
         let mut background: VecDeque<Box<dyn Write>> = VecDeque::new();
         let mut round: Vec<Box<dyn Write>> = Vec::with_capacity(ROUND + 1);
+        let mut last_background = Instant::now();
         loop {
             let mut next = if background.is_empty() {
                 match receiver.recv() {
@@ -250,9 +253,19 @@ impl Session {
                     next = receiver.try_recv().ok();
                 }
             }
-            let share = if now.is_empty() { ROUND } else { 1 };
-            round.extend(now.drain(..));
-            round.extend(background.drain(..share.min(background.len())));
+            let share = if now.is_empty() {
+                ROUND
+            } else if last_background.elapsed() >= BACKGROUND_GAP {
+                1
+            } else {
+                0
+            };
+            let share = share.min(background.len());
+            if share > 0 {
+                last_background = Instant::now();
+            }
+            round.append(&mut now);
+            round.extend(background.drain(..share));
             self.round(&mut round);
         }
         self.close();
@@ -272,9 +285,7 @@ impl Session {
             let connection = self.connection()?;
             // IMMEDIATE takes the write lock at BEGIN: a busy database is
             // met before any work, not at the first write halfway through.
-            let t0 = std::time::Instant::now();
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let t1 = std::time::Instant::now();
             for write in writes.iter_mut() {
                 tx.execute_batch("SAVEPOINT write")?;
                 match write.run(&tx) {
@@ -291,11 +302,7 @@ impl Session {
                     }
                 }
             }
-            let t2 = std::time::Instant::now();
             tx.commit()?;
-            if std::env::var_os("WRITER_TRACE").is_some() {
-                eprintln!("RT writes={} begin={:.2} sql={:.2} commit={:.2}", writes.len(), (t1-t0).as_secs_f64()*1e3, (t2-t1).as_secs_f64()*1e3, t2.elapsed().as_secs_f64()*1e3);
-            }
             Ok(())
         });
         if committed.is_err() {

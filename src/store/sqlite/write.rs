@@ -154,7 +154,13 @@ impl Ctx<'_> {
                 "INSERT INTO order_status_history
                      (order_id, event_id, order_status, update_time, received_at)
                  VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
-                params![order_id, self.event.id.as_str(), status, update_time, self.now],
+                params![
+                    order_id,
+                    self.event.id.as_str(),
+                    status,
+                    update_time,
+                    self.now
+                ],
             ),
             Write::OrderTouch {
                 order_id,
