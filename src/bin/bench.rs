@@ -382,7 +382,7 @@ async fn post(
     signature: &str,
 ) -> anyhow::Result<bool> {
     use http_body_util::BodyExt;
-    if sender.as_ref().is_none_or(|s| s.is_closed()) {
+    if !matches!(sender, Some(s) if !s.is_closed()) {
         let stream = tokio::net::TcpStream::connect(address).await?;
         stream.set_nodelay(true)?;
         let (send, connection) =
