@@ -25,21 +25,23 @@ impl SqliteStore {
     ) -> Result<Vec<ClaimedJob>> {
         let (owner, now, lease_until) = (owner.to_owned(), to_text(now), to_text(lease_until));
         self.write_background(move |tx| {
-            let claimed: Vec<(String, i64, String)> = tx
-                .prepare_cached(
-                    "UPDATE jobs SET status = 'running', attempts = attempts + 1,
-                         lease_owner = ?1, lease_until = ?2, updated_at = ?3
-                     WHERE id IN (
-                         SELECT id FROM jobs
-                         WHERE (status = 'pending' AND next_run_at <= ?3)
-                            OR (status = 'running' AND lease_until < ?3)
-                         ORDER BY next_run_at LIMIT ?4)
-                     RETURNING event_id, attempts, created_at",
-                )?
-                .query_map(params![owner, lease_until, now, limit], |row| {
-                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
-                })?
-                .collect::<rusqlite::Result<_>>()?;
+            // Expired leases first (older work), then due jobs in due order.
+            // Two statements, each an index range that stops at the limit:
+            // one `WHERE … OR …` made SQLite collect and sort every due job,
+            // which during a burst is thousands, for every claim.
+            let mut claimed = claim(
+                tx,
+                "status = 'running' AND lease_until < ?3",
+                (&owner, &lease_until, &now, limit),
+            )?;
+            let left = limit - claimed.len() as i64;
+            if left > 0 {
+                claimed.extend(claim(
+                    tx,
+                    "status = 'pending' AND next_run_at <= ?3",
+                    (&owner, &lease_until, &now, left),
+                )?);
+            }
             let mut body =
                 tx.prepare_cached("SELECT payload FROM webhook_events WHERE event_id = ?1")?;
             claimed
@@ -180,6 +182,29 @@ impl SqliteStore {
             lag_seconds: lag,
         })
     }
+}
+
+/// Leases up to `limit` jobs matching `condition` (over `?3`, the time now)
+/// to `owner` until `lease_until`; each job's event id, attempt number and
+/// creation time.
+fn claim(
+    tx: &Transaction<'_>,
+    condition: &str,
+    (owner, lease_until, now, limit): (&str, &str, &str, i64),
+) -> Result<Vec<(String, i64, String)>> {
+    let sql = format!(
+        "UPDATE jobs SET status = 'running', attempts = attempts + 1,
+             lease_owner = ?1, lease_until = ?2, updated_at = ?3
+         WHERE id IN (SELECT id FROM jobs WHERE {condition} ORDER BY next_run_at LIMIT ?4)
+         RETURNING event_id, attempts, created_at"
+    );
+    let rows = tx
+        .prepare_cached(&sql)?
+        .query_map(params![owner, lease_until, now, limit], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    Ok(rows)
 }
 
 fn finish_job(tx: &Transaction<'_>, attempt: &Attempt) -> Result<bool> {
