@@ -25,15 +25,24 @@ impl PgStore {
         now: DateTime<Utc>,
     ) -> Result<Vec<ClaimedJob>> {
         let rows = sqlx::query(
-            "WITH claimed AS (
+            // Expired leases first (older work), then due jobs in due order;
+            // each an index range that stops at the limit. One `WHERE … OR
+            // …` had the planner gather and sort every due job for every
+            // claim, thousands during a burst.
+            "WITH expired AS (
+                 SELECT id, next_run_at FROM jobs
+                 WHERE status = 'running' AND lease_until < $3
+                 ORDER BY next_run_at LIMIT $4
+                 FOR UPDATE SKIP LOCKED),
+             due AS (
+                 SELECT id, next_run_at FROM jobs
+                 WHERE status = 'pending' AND next_run_at <= $3
+                 ORDER BY next_run_at LIMIT $4 - (SELECT COUNT(*) FROM expired)
+                 FOR UPDATE SKIP LOCKED),
+             claimed AS (
                  UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $1,
                      lease_until = $2, updated_at = $3
-                 WHERE id IN (
-                     SELECT id FROM jobs
-                     WHERE (status = 'pending' AND next_run_at <= $3)
-                        OR (status = 'running' AND lease_until < $3)
-                     ORDER BY next_run_at LIMIT $4
-                     FOR UPDATE SKIP LOCKED)
+                 WHERE id IN (SELECT id FROM expired UNION ALL SELECT id FROM due)
                  RETURNING event_id, attempts, created_at, next_run_at)
              SELECT c.event_id, c.attempts, c.created_at, e.raw_body
              FROM claimed c JOIN webhook_events e ON e.event_id = c.event_id
