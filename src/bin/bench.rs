@@ -109,7 +109,11 @@ async fn main() -> anyhow::Result<()> {
     wait_healthy(port).await?;
     let url = format!("http://127.0.0.1:{port}/webhook/tiktok");
 
-    let full = load(&url, &bodies(0, args.events), args.concurrency, None).await;
+    let full_bodies = bodies(0, args.events);
+    let (server_cpu, own_cpu) = (cpu_seconds(server.id()), cpu_seconds(std::process::id()));
+    let full = load(&url, &full_bodies, args.concurrency, None).await;
+    let server_cpu = cpu_seconds(server.id()) - server_cpu;
+    let own_cpu = cpu_seconds(std::process::id()) - own_cpu;
     let steady_count = (args.rate as f64 * args.steady.as_secs_f64()) as usize;
     let steady = load(
         &url,
@@ -144,7 +148,14 @@ async fn main() -> anyhow::Result<()> {
         );
     }
     println!(
-        "\npeak RSS of the server: {:.1} MB",
+        "\nCPU per event at full load: server {:.0} µs, load generator {:.0} µs \
+         (of the {} µs two cores have per event at 20,000 events/s)",
+        server_cpu * 1e6 / full.sent as f64,
+        own_cpu * 1e6 / full.sent as f64,
+        2_000_000 / 20_000,
+    );
+    println!(
+        "peak RSS of the server: {:.1} MB",
         peak_rss_kb as f64 / 1024.0
     );
     println!(
@@ -429,6 +440,22 @@ async fn missing_events(port: u16, full: &[String], steady: &[String]) -> anyhow
         }
     }
     Ok(missing)
+}
+
+/// User plus system CPU time a process has used, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let ticks_per_second = 100.0; // USER_HZ on Linux
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|stat| {
+            // Fields after the command name, which is in parentheses.
+            let rest = stat.rsplit_once(')')?.1;
+            let fields: Vec<&str> = rest.split_whitespace().collect();
+            let utime: f64 = fields.get(11)?.parse().ok()?;
+            let stime: f64 = fields.get(12)?.parse().ok()?;
+            Some((utime + stime) / ticks_per_second)
+        })
+        .unwrap_or(0.0)
 }
 
 fn peak_rss_kb(pid: u32) -> u64 {
