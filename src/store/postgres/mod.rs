@@ -16,6 +16,8 @@ mod product;
 mod project;
 mod queue;
 mod read;
+#[cfg(test)]
+mod tests;
 mod write;
 
 use std::{

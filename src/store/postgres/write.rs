@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
-use super::project::Ctx;
+use super::project::Plan;
 use crate::{
     store::{
         projection::{processing_outcome, writes, Write},
@@ -67,47 +67,34 @@ pub async fn store_events(
 
     // Each new event's projection writes and then, as in SQLite's write
     // path, its order's processing state: waiting for the queue, or failed
-    // for good when the event cannot be read (it is never queued).
-    let mut steps = Vec::new();
+    // for good when the event cannot be read (it is never queued). They are
+    // grouped by table and row, each row's in batch order, so the outcome is
+    // the one of applying the events one after the other; `Plan` sends them
+    // as a few multi-row statements in the global lock order.
+    let steps: Vec<(&Event, Vec<Write<'_>>, (bool, Option<String>))> = fresh
+        .into_iter()
+        .map(|event| (event, writes(event), processing_outcome(event)))
+        .collect();
+    let mut plan = Plan::default();
     let mut queued = Vec::new();
-    for event in fresh {
-        steps.extend(writes(event).into_iter().map(|w| (event, Step::Write(w))));
-        let (readable, error) = processing_outcome(event);
-        if readable {
+    for (event, writes, (readable, error)) in &steps {
+        for write in writes {
+            plan.add(event, write);
+        }
+        if *readable {
             queued.push(event.id.as_str());
         }
         if let Some(order_id) = event.order_id() {
-            let order_id = order_id.as_str();
             match error {
-                _ if readable => steps.push((event, Step::Unprocessed(order_id))),
-                Some(reason) => steps.push((event, Step::Failed(order_id, reason))),
+                _ if *readable => plan.unprocessed(event, order_id.as_str(), None),
+                Some(reason) => plan.unprocessed(event, order_id.as_str(), Some(reason.clone())),
                 None => {}
             }
         }
     }
-    // A stable sort: the steps on one row keep their batch order, so the
-    // outcome is the one of applying the events one after the other; steps
-    // on different rows do not depend on each other.
-    steps.sort_by(|(a, x), (b, y)| lock_order(a, x).cmp(&lock_order(b, y)));
-    for (event, step) in &steps {
-        let ctx = Ctx { event, now };
-        match step {
-            Step::Write(write) => ctx.apply(tx, write).await?,
-            Step::Unprocessed(order_id) => ctx.unprocessed(tx, order_id, None).await?,
-            Step::Failed(order_id, reason) => ctx.unprocessed(tx, order_id, Some(reason)).await?,
-        }
-    }
+    plan.apply(tx, now).await?;
     enqueue(tx, &queued, now).await?;
     Ok(outcomes)
-}
-
-/// One change inside the batch transaction, after the event rows.
-enum Step<'a> {
-    Write(Write<'a>),
-    /// The order has an event waiting for the queue.
-    Unprocessed(&'a str),
-    /// The order has an event that could not be read, for this reason.
-    Failed(&'a str, String),
 }
 
 /// A malformed event is final when stored (failed, for someone to look at);
@@ -132,28 +119,6 @@ async fn enqueue(tx: &mut Tx<'_>, event_ids: &[&str], now: DateTime<Utc>) -> Res
     .execute(&mut **tx)
     .await?;
     Ok(())
-}
-
-/// Where a step falls in the global lock order: its table's place, then the
-/// row's key. A package's `package_orders` rows are only written under its
-/// `packages` row, so they need no place of their own.
-fn lock_order<'a>(event: &'a Event, step: &Step<'a>) -> (u8, &'a str, &'a str, &'a str) {
-    let write = match step {
-        Step::Write(write) => write,
-        Step::Unprocessed(order_id) | Step::Failed(order_id, _) => return (0, order_id, "", ""),
-    };
-    match write {
-        Write::OrderStatus { order_id, .. } | Write::OrderTouch { order_id, .. } => {
-            (0, order_id, "", "")
-        }
-        Write::OrderHistory { order_id, .. } => (1, order_id, "", ""),
-        Write::Request(r) => (2, r.order_id, r.kind.as_str(), r.request_id),
-        Write::Package { package_id, .. } | Write::Invoice { package_id, .. } => {
-            (3, package_id, "", "")
-        }
-        Write::Product { product_id, .. } => (4, product_id, "", ""),
-        Write::Shop(_) => (5, event.shop_id.as_ref().map_or("", |s| s.as_str()), "", ""),
-    }
 }
 
 /// Inserts the distinct events; returns each id's delivery count after the
