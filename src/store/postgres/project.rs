@@ -76,6 +76,11 @@ impl<K: Ord + Copy, W> Keyed<K, W> {
             .collect()
     }
 
+    /// The last write added for `key`.
+    fn last_mut(&mut self, key: K) -> Option<&mut W> {
+        self.0.get_mut(&key).and_then(|writes| writes.last_mut())
+    }
+
     /// Every key, in order.
     pub(super) fn keys(&self) -> Vec<K> {
         self.0.keys().copied().collect()
@@ -86,6 +91,10 @@ impl<K: Ord + Copy, W> Keyed<K, W> {
 struct OrderWrite<'a> {
     event: &'a Event,
     change: OrderChange<'a>,
+    /// The same event's processing state, when it follows this write on the
+    /// same row (almost always): folded into this write's statement, which
+    /// saves a statement per round and a second version of the row.
+    then: Option<Unprocessed>,
 }
 
 enum OrderChange<'a> {
@@ -97,11 +106,17 @@ enum OrderChange<'a> {
     Touch {
         address_updated_at: Option<i64>,
     },
-    /// The order has an event waiting for the processing queue, or one that
-    /// failed for good (`Some(reason)`), which the order then shows.
-    Unprocessed {
-        error: Option<String>,
-    },
+    /// Only the processing state, when no write of the same event came
+    /// just before on this row.
+    Unprocessed(Unprocessed),
+}
+
+/// The order has an event waiting for the processing queue (`error` is
+/// `None`), or one that failed for good, whose reason the order then shows:
+/// `processed = false, error_message = COALESCE(error, error_message)`.
+#[derive(Clone)]
+struct Unprocessed {
+    error: Option<String>,
 }
 
 struct History<'a> {
@@ -216,6 +231,7 @@ impl<'a> Plan<'a> {
                         on_hold: *on_hold,
                         update_time: *update_time,
                     },
+                    then: None,
                 },
             ),
             Write::OrderTouch {
@@ -228,6 +244,7 @@ impl<'a> Plan<'a> {
                     change: OrderChange::Touch {
                         address_updated_at: *address_updated_at,
                     },
+                    then: None,
                 },
             ),
             Write::OrderHistory {
@@ -305,11 +322,25 @@ impl<'a> Plan<'a> {
     /// The order has an event waiting for the queue (`error` is `None`), or
     /// one that failed for good; added after the event's writes.
     pub fn unprocessed(&mut self, event: &'a Event, order_id: &'a str, error: Option<String>) {
+        let state = Unprocessed { error };
+        // Folded into the row's previous write when that is the same event's
+        // status or touch: the two are adjacent in the row's sequence, so
+        // one statement doing both keeps the batch order.
+        if let Some(last) = self.orders.last_mut(order_id) {
+            let folds = last.event.id.as_str() == event.id.as_str()
+                && last.then.is_none()
+                && !matches!(last.change, OrderChange::Unprocessed(_));
+            if folds {
+                last.then = Some(state);
+                return;
+            }
+        }
         self.orders.push(
             order_id,
             OrderWrite {
                 event,
-                change: OrderChange::Unprocessed { error },
+                change: OrderChange::Unprocessed(state),
+                then: None,
             },
         );
     }
@@ -326,20 +357,21 @@ impl<'a> Plan<'a> {
 
     async fn apply_orders(&self, tx: &mut Tx<'_>, now: DateTime<Utc>) -> Result<()> {
         for (round, writes) in self.orders.rounds().into_iter().enumerate() {
-            let mut status = Vec::new();
-            let mut touch = Vec::new();
-            let mut flags = Vec::new();
+            let (mut status, mut status_then, mut touch, mut flags) =
+                (Vec::new(), Vec::new(), Vec::new(), Vec::new());
             for (order_id, write) in writes {
-                match &write.change {
-                    OrderChange::Status { .. } => status.push((order_id, write)),
-                    OrderChange::Touch { .. } => touch.push((order_id, write)),
-                    OrderChange::Unprocessed { error } => flags.push((order_id, error.as_deref())),
+                match (&write.change, &write.then) {
+                    (OrderChange::Status { .. }, None) => status.push((order_id, write)),
+                    (OrderChange::Status { .. }, Some(_)) => status_then.push((order_id, write)),
+                    (OrderChange::Touch { .. }, _) => touch.push((order_id, write)),
+                    (OrderChange::Unprocessed(state), _) => flags.push((order_id, state)),
                 }
             }
-            // An UPDATE … FROM takes its rows in the join's order, not by key.
-            let statements = [!status.is_empty(), !touch.is_empty()]
+            // An UPDATE … FROM takes its rows in the join's order, not by
+            // key: only rows already locked, or after a lock in key order.
+            let statements = [status.len(), status_then.len(), touch.len(), flags.len()]
                 .iter()
-                .filter(|s| **s)
+                .filter(|n| **n > 0)
                 .count();
             if round == 0 && (statements > 1 || !flags.is_empty()) {
                 lock_rows(
@@ -350,7 +382,16 @@ impl<'a> Plan<'a> {
                 )
                 .await?;
             }
-            order_status(tx, &status, now).await?;
+            order_status(tx, &status, false, now).await?;
+            // A status older than the stored one leaves the row alone, but
+            // its processing state still applies: by a separate UPDATE, of
+            // rows the upsert has locked already.
+            let applied = order_status(tx, &status_then, true, now).await?;
+            for (order_id, write) in &status_then {
+                if let (false, Some(state)) = (applied.iter().any(|a| a == order_id), &write.then) {
+                    flags.push((order_id, state));
+                }
+            }
             order_touch(tx, &touch, now).await?;
             unprocessed(tx, &flags).await?;
         }
@@ -520,13 +561,18 @@ fn event_types<'a, T>(
 /// this transaction has just inserted holds it already (`json_or_null` of
 /// the same text), so it is taken from there rather than sent and parsed a
 /// second time.
+///
+/// With `then`, each write's processing state (`OrderWrite::then`, present
+/// on all of them) is applied too where the upsert applies; returns the
+/// orders where it did (RETURNING yields a row only then).
 async fn order_status(
     tx: &mut Tx<'_>,
     rows: &[(&str, &OrderWrite<'_>)],
+    then: bool,
     now: DateTime<Utc>,
-) -> Result<()> {
+) -> Result<Vec<String>> {
     if rows.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let mut statuses = Vec::with_capacity(rows.len());
     let mut on_holds = Vec::with_capacity(rows.len());
@@ -543,17 +589,18 @@ async fn order_status(
             times.push(update_time);
         }
     }
-    sqlx::query(
-        "INSERT INTO tiktok_orders AS o (order_id, shop_id, event_type, order_status,
-             is_on_hold, update_time, last_event_id, order_data, created_at, updated_at)
+    // Inserted, the row is `processed = false` (the default) either way.
+    const SQL: &str = "INSERT INTO tiktok_orders AS o (order_id, shop_id, event_type,
+             order_status, is_on_hold, update_time, last_event_id, order_data, error_message,
+             created_at, updated_at)
          SELECT r.order_id, r.shop_id, r.event_type, r.order_status, r.is_on_hold,
              r.update_time, r.last_event_id,
              (SELECT w.payload FROM webhook_events w WHERE w.event_id = r.last_event_id),
-             $8, $8
+             r.error, $9, $9
          FROM UNNEST($1::text[], $2::text[], $3::text[], $4::text[], $5::boolean[],
-                     $6::bigint[], $7::text[]) WITH ORDINALITY
+                     $6::bigint[], $7::text[], $8::text[]) WITH ORDINALITY
              AS r(order_id, shop_id, event_type, order_status, is_on_hold, update_time,
-                  last_event_id, ord)
+                  last_event_id, error, ord)
          ORDER BY r.ord
          ON CONFLICT (order_id) DO UPDATE SET
              shop_id = COALESCE(excluded.shop_id, o.shop_id),
@@ -563,24 +610,40 @@ async fn order_status(
              update_time = COALESCE(excluded.update_time, o.update_time),
              last_event_id = excluded.last_event_id,
              order_data = excluded.order_data,
-             updated_at = excluded.updated_at
-         WHERE o.update_time IS NULL
+             updated_at = excluded.updated_at";
+    const NEWER: &str = "WHERE o.update_time IS NULL
              OR excluded.update_time IS NULL
-             OR excluded.update_time >= o.update_time",
-    )
-    .bind(rows.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind(shop_ids(rows, |w| w.event))
-    .bind(event_types(rows, |w| w.event))
-    .bind(statuses)
-    .bind(on_holds)
-    .bind(times)
-    .bind(event_ids(rows, |w| w.event))
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
+             OR excluded.update_time >= o.update_time";
+    let sql = match then {
+        false => format!("{SQL} {NEWER}"),
+        true => format!(
+            "{SQL}, processed = false,
+                 error_message = COALESCE(excluded.error_message, o.error_message)
+             {NEWER} RETURNING order_id"
+        ),
+    };
+    let errors: Vec<Option<&str>> = rows
+        .iter()
+        .map(|(_, w)| w.then.as_ref().and_then(|t| t.error.as_deref()))
+        .collect();
+    let applied = sqlx::query_scalar(&sql)
+        .bind(rows.iter().map(|(id, _)| *id).collect::<Vec<_>>())
+        .bind(shop_ids(rows, |w| w.event))
+        .bind(event_types(rows, |w| w.event))
+        .bind(statuses)
+        .bind(on_holds)
+        .bind(times)
+        .bind(event_ids(rows, |w| w.event))
+        .bind(errors)
+        .bind(now)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(applied)
 }
 
+/// Touches, each with its event's processing state when it has one
+/// (`unprocessed`): a touch always applies, so both go in one upsert.
+/// Without one, `processed` and `error_message` are written back unchanged.
 async fn order_touch(
     tx: &mut Tx<'_>,
     rows: &[(&str, &OrderWrite<'_>)],
@@ -596,23 +659,36 @@ async fn order_touch(
             _ => None,
         })
         .collect();
-    // GREATEST ignores NULLs: "the newer of the known values".
+    let unprocessed: Vec<bool> = rows.iter().map(|(_, w)| w.then.is_some()).collect();
+    let errors: Vec<Option<&str>> = rows
+        .iter()
+        .map(|(_, w)| w.then.as_ref().and_then(|t| t.error.as_deref()))
+        .collect();
+    // A touch inserts its order as processed: it gives the queue nothing to
+    // do, unless its event waits there. GREATEST ignores NULLs: "the newer
+    // of the known values".
     sqlx::query(
         "INSERT INTO tiktok_orders AS o (order_id, shop_id, event_type, address_updated_at,
-             processed, created_at, updated_at)
-         SELECT r.order_id, r.shop_id, r.event_type, r.address_updated_at, true, $5, $5
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[]) WITH ORDINALITY
-             AS r(order_id, shop_id, event_type, address_updated_at, ord)
+             processed, error_message, created_at, updated_at)
+         SELECT r.order_id, r.shop_id, r.event_type, r.address_updated_at, NOT r.unprocessed,
+             r.error, $7, $7
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::bigint[], $5::boolean[],
+                     $6::text[]) WITH ORDINALITY
+             AS r(order_id, shop_id, event_type, address_updated_at, unprocessed, error, ord)
          ORDER BY r.ord
          ON CONFLICT (order_id) DO UPDATE SET
              shop_id = COALESCE(o.shop_id, excluded.shop_id),
              address_updated_at = GREATEST(o.address_updated_at, excluded.address_updated_at),
-             updated_at = excluded.updated_at",
+             updated_at = excluded.updated_at,
+             processed = o.processed AND excluded.processed,
+             error_message = COALESCE(excluded.error_message, o.error_message)",
     )
     .bind(rows.iter().map(|(id, _)| *id).collect::<Vec<_>>())
     .bind(shop_ids(rows, |w| w.event))
     .bind(event_types(rows, |w| w.event))
     .bind(addresses)
+    .bind(unprocessed)
+    .bind(errors)
     .bind(now)
     .execute(&mut **tx)
     .await?;
@@ -620,8 +696,10 @@ async fn order_touch(
 }
 
 /// Marks orders as having an event waiting for the queue, or failed for good
-/// with the given reason, which the order then shows.
-async fn unprocessed(tx: &mut Tx<'_>, rows: &[(&str, Option<&str>)]) -> Result<()> {
+/// with the given reason, which the order then shows. The `= ANY` repeats
+/// the join for the planner: a generic plan knows nothing of the array's
+/// size and may join by scanning the whole table.
+async fn unprocessed(tx: &mut Tx<'_>, rows: &[(&str, &Unprocessed)]) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
@@ -629,10 +707,14 @@ async fn unprocessed(tx: &mut Tx<'_>, rows: &[(&str, Option<&str>)]) -> Result<(
         "UPDATE tiktok_orders AS o SET processed = false,
              error_message = COALESCE(r.error, o.error_message)
          FROM UNNEST($1::text[], $2::text[]) AS r(order_id, error)
-         WHERE o.order_id = r.order_id",
+         WHERE o.order_id = r.order_id AND o.order_id = ANY($1::text[])",
     )
     .bind(rows.iter().map(|(id, _)| *id).collect::<Vec<_>>())
-    .bind(rows.iter().map(|(_, e)| *e).collect::<Vec<_>>())
+    .bind(
+        rows.iter()
+            .map(|(_, u)| u.error.as_deref())
+            .collect::<Vec<_>>(),
+    )
     .execute(&mut **tx)
     .await?;
     Ok(())

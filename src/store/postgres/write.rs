@@ -105,7 +105,7 @@ fn is_final(event: &Event) -> bool {
 
 /// One job per queued event, due now. Job rows belong to events this
 /// transaction has just inserted, so no other transaction waits for them.
-async fn enqueue(tx: &mut Tx<'_>, event_ids: &[&str], now: DateTime<Utc>) -> Result<()> {
+pub(super) async fn enqueue(tx: &mut Tx<'_>, event_ids: &[&str], now: DateTime<Utc>) -> Result<()> {
     if event_ids.is_empty() {
         return Ok(());
     }
@@ -123,7 +123,7 @@ async fn enqueue(tx: &mut Tx<'_>, event_ids: &[&str], now: DateTime<Utc>) -> Res
 
 /// Inserts the distinct events; returns each id's delivery count after the
 /// statement (its copies here, plus what was stored before).
-async fn insert_events(
+pub(super) async fn insert_events(
     tx: &mut Tx<'_>,
     distinct: &BTreeMap<&str, (&Event, i64)>,
     now: DateTime<Utc>,
