@@ -71,23 +71,22 @@ pub async fn store_events(
     // grouped by table and row, each row's in batch order, so the outcome is
     // the one of applying the events one after the other; `Plan` sends them
     // as a few multi-row statements in the global lock order.
-    let steps: Vec<(&Event, Vec<Write<'_>>, (bool, Option<String>))> = fresh
-        .into_iter()
-        .map(|event| (event, writes(event), processing_outcome(event)))
-        .collect();
+    // The plan borrows the writes: they live here, one list per event.
+    let changes: Vec<Vec<Write<'_>>> = fresh.iter().map(|event| writes(event)).collect();
     let mut plan = Plan::default();
     let mut queued = Vec::new();
-    for (event, writes, (readable, error)) in &steps {
-        for write in writes {
+    for (event, changes) in fresh.into_iter().zip(&changes) {
+        for write in changes {
             plan.add(event, write);
         }
-        if *readable {
+        let (readable, error) = processing_outcome(event);
+        if readable {
             queued.push(event.id.as_str());
         }
         if let Some(order_id) = event.order_id() {
             match error {
-                _ if *readable => plan.unprocessed(event, order_id.as_str(), None),
-                Some(reason) => plan.unprocessed(event, order_id.as_str(), Some(reason.clone())),
+                _ if readable => plan.unprocessed(event, order_id.as_str(), None),
+                Some(reason) => plan.unprocessed(event, order_id.as_str(), Some(reason)),
                 None => {}
             }
         }

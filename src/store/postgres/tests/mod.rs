@@ -613,3 +613,73 @@ async fn random_batches_end_as_their_events_one_at_a_time() {
     a.drop().await;
     b.drop().await;
 }
+
+/// A batch that PostgreSQL ends to break a deadlock is run again, whole.
+#[tokio::test]
+async fn a_batch_chosen_to_break_a_deadlock_is_run_again() {
+    let test = "a_batch_chosen_to_break_a_deadlock_is_run_again";
+    let Some(admin) = admin_url(test) else {
+        return;
+    };
+    let db = Database::create(&admin).await;
+    let status = |id: &str, order: &str, time: i64| {
+        event(&body(
+            1,
+            id,
+            Some("7495009"),
+            Some(time),
+            &format!(
+                r#"{{"order_id":"{order}","order_status":"IN_TRANSIT","update_time":{time}}}"#
+            ),
+        ))
+    };
+    db.store
+        .commit(&[
+            status("7409101", "578101", 1),
+            status("7409102", "578102", 1),
+        ])
+        .await
+        .unwrap();
+
+    // Another transaction takes the orders in the opposite order: 578102,
+    // then (while the batch holds 578101 and waits for 578102) 578101. It
+    // waits long before checking for a deadlock, so the batch's check, after
+    // the default second, finds it and ends the batch.
+    let mut other = db.store.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL deadlock_timeout = '20s'")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    sqlx::query("SELECT FROM tiktok_orders WHERE order_id = '578102' FOR UPDATE")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    let store = db.store.clone();
+    let batch = tokio::spawn(async move {
+        store
+            .commit(&[
+                status("7409111", "578101", 2),
+                status("7409112", "578102", 2),
+            ])
+            .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    sqlx::query("SELECT FROM tiktok_orders WHERE order_id = '578101' FOR UPDATE")
+        .execute(&mut *other)
+        .await
+        .unwrap();
+    other.commit().await.unwrap();
+
+    let outcomes = batch
+        .await
+        .unwrap()
+        .expect("the batch went in on a later try");
+    assert!(outcomes.iter().all(|c| !c.duplicate && c.deliveries == 1));
+    let times: Vec<Option<i64>> =
+        sqlx::query_scalar("SELECT update_time FROM tiktok_orders ORDER BY order_id")
+            .fetch_all(&db.store.pool)
+            .await
+            .unwrap();
+    assert_eq!(times, [Some(2), Some(2)]);
+    db.drop().await;
+}
