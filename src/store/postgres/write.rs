@@ -9,7 +9,10 @@
 //! - Every transaction takes its row locks in one global order: events by
 //!   event id, then each projection table in a fixed sequence, its rows by
 //!   key. Two instances writing overlapping batches then wait for each other
-//!   instead of deadlocking.
+//!   instead of deadlocking. The projections go as a few multi-row
+//!   statements per table; `project.rs` says how they keep this order and
+//!   the one case where they cannot, for which `PgStore::commit` runs a
+//!   batch again when PostgreSQL ends it to break a deadlock.
 
 use std::collections::{BTreeMap, HashMap};
 
