@@ -5,6 +5,7 @@ mod support;
 
 use std::{
     process::Command,
+    sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
 
@@ -67,6 +68,81 @@ async fn an_acknowledged_event_survives_sigkill(db: Db) {
             "event {event_id} was acknowledged and must be stored"
         );
     }
+}
+
+/// SIGKILL in the middle of a concurrent load: batches are being committed
+/// while more requests wait, and some are in flight when the process dies.
+/// Every event that was answered 200 must be there after the restart; the
+/// ones cut off were never acknowledged, and TikTok would send them again.
+async fn every_acknowledged_event_survives_sigkill_under_load(db: Db) {
+    const SENDERS: usize = 32;
+    const KILL_AFTER: usize = 400;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _database) = fresh_database(db, dir.path()).await;
+    let vars = production_vars(&url);
+    let mut server = Server::start(dir.path(), &as_refs(&vars));
+    server.wait_healthy().await;
+
+    let endpoint = server.url("/webhook/tiktok");
+    let acknowledged = Arc::new(Mutex::new(Vec::new()));
+    let mut senders = tokio::task::JoinSet::new();
+    for sender in 0..SENDERS {
+        let (endpoint, acknowledged) = (endpoint.clone(), acknowledged.clone());
+        senders.spawn(async move {
+            let client = reqwest::Client::new();
+            for i in 0.. {
+                let event_id = format!("7410{sender:03}{i:012}");
+                let body = status_event(&event_id, &format!("5781{sender:03}{i:012}"), "UNPAID", now());
+                let signature = tiktok_webhook::tiktok::signature::sign(APP_KEY, APP_SECRET, body.as_bytes());
+                let sent = client
+                    .post(&endpoint)
+                    .header("authorization", signature)
+                    .body(body)
+                    .send()
+                    .await;
+                match sent {
+                    Ok(r) if r.status() == 200 => acknowledged.lock().unwrap().push(event_id),
+                    Ok(r) => panic!("{event_id}: {} before the kill", r.status()),
+                    // The server is gone: this one was not acknowledged.
+                    Err(_) => return,
+                }
+            }
+        });
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while acknowledged.lock().unwrap().len() < KILL_AFTER {
+        assert!(Instant::now() < deadline, "the load did not get going");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    server.kill();
+    while let Some(done) = senders.join_next().await {
+        done.unwrap();
+    }
+    let acknowledged = acknowledged.lock().unwrap().clone();
+    assert!(acknowledged.len() >= KILL_AFTER);
+
+    let server = Server::start(dir.path(), &as_refs(&vars));
+    server.wait_healthy().await;
+    let client = reqwest::Client::new();
+    let mut missing = Vec::new();
+    for event_id in &acknowledged {
+        let response = client
+            .get(server.url(&format!("/api/events/{event_id}")))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .unwrap();
+        if response.status() != 200 {
+            missing.push(event_id.clone());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged events missing after SIGKILL: {:?}",
+        missing.len(),
+        acknowledged.len(),
+        &missing[..missing.len().min(10)]
+    );
 }
 
 #[tokio::test]
@@ -292,6 +368,7 @@ async fn sigterm_stops_within_the_bound_and_gives_the_lease_back(db: Db) {
 
 on_both_databases!(
     an_acknowledged_event_survives_sigkill,
+    every_acknowledged_event_survives_sigkill_under_load,
     a_job_killed_mid_flight_completes_after_its_lease_exactly_once,
     sigterm_stops_within_the_bound_and_gives_the_lease_back,
 );

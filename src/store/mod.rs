@@ -29,11 +29,11 @@ pub enum StoreError {
     /// The database cannot be reached, is shutting down, or is busy: nothing
     /// was done, and trying again later may work.
     #[error("database unavailable: {0}")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] BoxError),
     /// The database answered and refused this statement (a constraint, a
     /// value it cannot hold): other statements may still go through.
     #[error("database refused the statement: {0}")]
-    Refused(#[source] sqlx::Error),
+    Refused(#[source] BoxError),
     /// The database URL cannot be used; the message never holds the URL.
     #[error("DATABASE_URL is not usable: {0}")]
     BadUrl(String),
@@ -43,12 +43,27 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+/// A driver's error, kept as the cause (sqlx for readers and PostgreSQL,
+/// rusqlite for SQLite's writer).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
         if is_unavailable(&e) {
-            StoreError::Unavailable(e)
+            StoreError::Unavailable(e.into())
         } else {
-            StoreError::Refused(e)
+            StoreError::Refused(e.into())
+        }
+    }
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        let code = e.sqlite_error().map(|f| f.extended_code.to_string());
+        if sqlite::is_unavailable_code(code.as_deref()) {
+            StoreError::Unavailable(e.into())
+        } else {
+            StoreError::Refused(e.into())
         }
     }
 }
@@ -76,6 +91,17 @@ fn is_unavailable(error: &sqlx::Error) -> bool {
 impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(self, StoreError::Unavailable(_))
+    }
+
+    /// The same failure for another caller that shared the transaction:
+    /// its kind and message (the cause itself has one owner).
+    pub fn shared(&self) -> StoreError {
+        let message = self.to_string();
+        if self.is_unavailable() {
+            StoreError::Unavailable(message.into())
+        } else {
+            StoreError::Refused(message.into())
+        }
     }
 }
 

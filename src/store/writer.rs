@@ -56,7 +56,11 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>, stored: Arc<No
     while receiver.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (events, replies): (Vec<Event>, Vec<_>) =
             batch.drain(..).map(|p| (p.event, p.reply)).unzip();
+        let t0 = std::time::Instant::now();
         let outcomes = commit_batch(&store, &events).await;
+        if std::env::var_os("WRITER_TRACE").is_some() {
+            eprintln!("WT batch={} ms={:.2}", events.len(), t0.elapsed().as_secs_f64() * 1000.0);
+        }
         let unavailable = outcomes.is_none();
         let outcomes = outcomes.unwrap_or_else(|| vec![None; replies.len()]);
         if outcomes.iter().flatten().any(|c| !c.duplicate) {

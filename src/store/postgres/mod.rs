@@ -112,7 +112,7 @@ impl PgStore {
         let mut attempt = 1;
         loop {
             match self.commit_once(events).await {
-                Err(StoreError::Refused(e)) if attempt < COMMIT_ATTEMPTS && is_conflict(&e) => {
+                Err(StoreError::Refused(e)) if attempt < COMMIT_ATTEMPTS && is_conflict(&*e) => {
                     tracing::warn!(error = %e, attempt, batch = events.len(), "batch rolled back; trying again");
                     attempt += 1;
                 }
@@ -151,9 +151,11 @@ const COMMIT_ATTEMPTS: u32 = 3;
 /// A deadlock (40P01) or serialization failure (40001): the transaction
 /// lost a conflict with another one and was rolled back; the same work can
 /// simply be done again.
-fn is_conflict(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(db) => matches!(db.code().as_deref(), Some("40P01" | "40001")),
+fn is_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
+    match error.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40P01" | "40001"))
+        }
         _ => false,
     }
 }

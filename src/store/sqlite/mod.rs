@@ -7,40 +7,44 @@
 use std::{
     path::{Path, PathBuf},
     str::FromStr,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::Arc,
     time::Duration,
 };
 
+use chrono::Utc;
 use sqlx::{
     sqlite::{
         SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
     },
-    Pool, Row, Sqlite, Transaction,
+    Connection, Pool, Row, Sqlite,
 };
 
 use super::{
-    raw_json, time::from_text, Committed, EventFilter, EventRecord, HistoryEntry, OrderRecord,
-    OrderStat, Page, Result, StoreError, WebhookStat,
+    raw_json,
+    time::{from_text, to_text},
+    Committed, EventFilter, EventRecord, HistoryEntry, OrderRecord, OrderStat, Page, Result,
+    StoreError, WebhookStat,
 };
 use crate::tiktok::Event;
+use checkpoint::Checkpointer;
+use thread::{Priority, WriterThread};
 
+mod checkpoint;
 mod detail;
 mod queue;
+mod thread;
 mod write;
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite");
 
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    writer: Pool<Sqlite>,
+    writer: Arc<WriterThread>,
     readers: Pool<Sqlite>,
+    /// For migrations. Behind an `Arc`: the store is cloned per request.
+    options: Arc<SqliteConnectOptions>,
     file: Arc<DatabaseFile>,
-    /// Set when the last write failed, cleared by the next that succeeds:
-    /// health reports what intake would meet.
-    write_failing: Arc<AtomicBool>,
+    checkpointer: Arc<Checkpointer>,
 }
 
 /// The database file as opened. SQLite keeps writing to a file that was
@@ -69,10 +73,13 @@ impl DatabaseFile {
         if Self::identity(&self.path) == self.identity {
             Ok(())
         } else {
-            Err(StoreError::Unavailable(sqlx::Error::Protocol(format!(
-                "{} was deleted or replaced while open; restart to reopen it",
-                self.path.display()
-            ))))
+            Err(StoreError::Unavailable(
+                format!(
+                    "{} was deleted or replaced while open; restart to reopen it",
+                    self.path.display()
+                )
+                .into(),
+            ))
         }
     }
 }
@@ -84,79 +91,84 @@ impl SqliteStore {
                 StoreError::BadUrl(format!("cannot create the folder {}: {e}", dir.display()))
             })?;
         }
+        // The writer's connection creates the file; its identity is taken
+        // once it exists.
+        let connection = {
+            let path = path.to_path_buf();
+            tokio::task::spawn_blocking(move || thread::open(&path))
+                .await
+                .map_err(|e| StoreError::Unavailable(e.into()))??
+        };
+        let file = Arc::new(DatabaseFile {
+            path: path.to_path_buf(),
+            identity: DatabaseFile::identity(path),
+        });
+        let writer = WriterThread::start(path, file.clone(), connection)?;
         let options = SqliteConnectOptions::from_str("sqlite://")?
             .filename(path)
-            .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(5));
-        let writer = SqlitePoolOptions::new()
-            .max_connections(1)
-            .min_connections(1)
-            .acquire_timeout(Duration::from_secs(3))
-            .connect_with(options.clone())
-            .await?;
         let readers = SqlitePoolOptions::new()
             .max_connections(readers.max(1))
             .acquire_timeout(Duration::from_secs(3))
-            .connect_with(options.read_only(true))
+            .connect_with(options.clone().read_only(true))
             .await?;
-        let file = DatabaseFile {
-            path: path.to_path_buf(),
-            identity: DatabaseFile::identity(path),
-        };
+        let checkpointer = Checkpointer::start(path).map_err(|e| StoreError::Unavailable(e.into()))?;
         Ok(Self {
-            writer,
+            writer: Arc::new(writer),
             readers,
-            file: Arc::new(file),
-            write_failing: Arc::default(),
+            options: Arc::new(options),
+            file,
+            checkpointer: Arc::new(checkpointer),
         })
     }
 
-    /// Runs `work` in one transaction on the writer connection. After any
-    /// failure that connection is closed rather than returned to the pool:
-    /// SQLite can leave a transaction open behind a failed COMMIT (a full
-    /// disk does), and a connection in that state would quietly take the
-    /// next batch into a transaction that never commits.
-    async fn write<T>(
-        &self,
-        work: impl AsyncFnOnce(&mut Transaction<'_, Sqlite>) -> Result<T>,
-    ) -> Result<T> {
-        let result = match self.writer.acquire().await {
-            Err(e) => Err(e.into()),
-            Ok(mut conn) => {
-                let result = async {
-                    self.file.check()?;
-                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                    let value = work(&mut tx).await?;
-                    tx.commit().await?;
-                    Ok(value)
-                }
-                .await;
-                if result.is_err() {
-                    let _ = conn.close().await;
-                }
-                result
-            }
-        };
-        self.write_failing.store(result.is_err(), Ordering::Relaxed);
-        result
+    /// Runs `work` in a transaction on the writer connection; see
+    /// [`WriterThread::write`].
+    async fn write<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        self.writer.write(Priority::Now, work).await
     }
 
+    /// As [`SqliteStore::write`], for the processing queue's bookkeeping,
+    /// which gives way to intake during bursts.
+    async fn write_background<T, F>(&self, work: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+    {
+        self.writer.write(Priority::Background, work).await
+    }
+
+    /// Migrations run through sqlx's migrator on a connection of their own.
     pub async fn migrate(&self) -> Result<()> {
-        MIGRATOR.run(&self.writer).await?;
+        let mut connection = sqlx::SqliteConnection::connect_with(self.options.as_ref()).await?;
+        let outcome = MIGRATOR.run(&mut connection).await;
+        let _ = sqlx::Connection::close(connection).await;
+        outcome?;
         Ok(())
     }
 
     pub fn pool_use(&self) -> Vec<super::PoolUse> {
+        let writer_open = u32::from(self.writer.is_open());
         vec![
-            super::PoolUse::of("writer", &self.writer),
+            super::PoolUse {
+                pool: "writer",
+                open: writer_open,
+                idle: writer_open as usize,
+                max: 1,
+            },
             super::PoolUse::of("readers", &self.readers),
         ]
     }
 
     pub async fn close(&self) {
+        self.checkpointer.stop();
         self.readers.close().await;
         self.writer.close().await;
     }
@@ -164,21 +176,25 @@ impl SqliteStore {
     /// Readable, the same file as opened, and the last write succeeded.
     pub async fn ping(&self) -> Result<()> {
         self.file.check()?;
-        if self.write_failing.load(Ordering::Relaxed) {
-            return Err(StoreError::Unavailable(sqlx::Error::Protocol(
-                "the last write failed".into(),
-            )));
+        if self.writer.is_failing() {
+            return Err(StoreError::Unavailable("the last write failed".into()));
         }
         sqlx::query("SELECT 1").execute(&self.readers).await?;
         Ok(())
     }
 
+    /// Stores the batch in one transaction. The events are copied for the
+    /// writer thread (the copies share the bodies' bytes).
     pub async fn commit(&self, events: &[Event]) -> Result<Vec<Committed>> {
-        self.write(async |tx| {
-            let mut outcomes = Vec::with_capacity(events.len());
-            for event in events {
-                outcomes.push(write::store_event(tx, event).await?);
-            }
+        let events = events.to_vec();
+        self.write(move |tx| {
+            let now = to_text(Utc::now());
+            let mut batch = write::Batch::new(tx, &now);
+            let outcomes = events
+                .iter()
+                .map(|event| batch.store_event(event))
+                .collect::<Result<Vec<_>>>()?;
+            batch.finish()?;
             Ok(outcomes)
         })
         .await
@@ -392,19 +408,22 @@ mod tests {
             .await
             .unwrap();
         store.migrate().await.unwrap();
-        for ddl in [
-            "CREATE TABLE parent (id INTEGER PRIMARY KEY)",
-            "CREATE TABLE child (pid INTEGER REFERENCES parent (id) DEFERRABLE INITIALLY DEFERRED)",
-        ] {
-            sqlx::query(ddl).execute(&store.writer).await.unwrap();
-        }
+        store
+            .write(|tx| {
+                tx.execute_batch(
+                    "CREATE TABLE parent (id INTEGER PRIMARY KEY);
+                     CREATE TABLE child (pid INTEGER REFERENCES parent (id)
+                         DEFERRABLE INITIALLY DEFERRED);",
+                )?;
+                Ok(())
+            })
+            .await
+            .unwrap();
         // A deferred constraint fails at COMMIT, and SQLite then keeps the
         // transaction open, as it may after a full disk.
         let failed = store
-            .write(async |tx| {
-                sqlx::query("INSERT INTO child VALUES (42)")
-                    .execute(&mut **tx)
-                    .await?;
+            .write(|tx| {
+                tx.execute("INSERT INTO child VALUES (42)", [])?;
                 Ok(())
             })
             .await;
@@ -425,12 +444,13 @@ mod tests {
             .unwrap();
         store.migrate().await.unwrap();
         // A size cap on the writer connection stands in for a full disk.
-        let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-            .fetch_one(&store.writer)
-            .await
-            .unwrap();
-        sqlx::query(&format!("PRAGMA max_page_count = {}", pages + 2))
-            .execute(&store.writer)
+        store
+            .writer
+            .with_connection(|c| {
+                let pages: i64 = c.query_row("PRAGMA page_count", [], |r| r.get(0))?;
+                c.query_row(&format!("PRAGMA max_page_count = {}", pages + 2), [], |_| Ok(()))?;
+                Ok(())
+            })
             .await
             .unwrap();
         assert!(store.commit(&[event(1, 200_000)]).await.is_err());
@@ -457,5 +477,50 @@ mod tests {
         std::fs::remove_file(&path).unwrap();
         assert!(store.commit(&[event(3, 10)]).await.is_err());
         assert!(store.ping().await.is_err());
+    }
+}
+
+#[cfg(test)]
+mod perf_probe {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::tiktok::VerifiedBody;
+
+    #[tokio::test(flavor = "multi_thread")]
+    #[ignore]
+    async fn perf_probe() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db.sqlite"), 2).await.unwrap();
+        store.migrate().await.unwrap();
+        let mut n = 0u64;
+        let make = |i: u64| {
+            let body = format!(
+                r#"{{"type":1,"tts_notification_id":"75{i:017}","shop_id":"7495000000000000777","timestamp":1764000000,"data":{{"is_on_hold_order":false,"order_id":"58{i:016}","order_status":"AWAITING_SHIPMENT","update_time":1764000000}}}}"#
+            );
+            Event::parse(VerifiedBody::from_storage(Bytes::from(body))).unwrap()
+        };
+        for batch in [256usize] {
+            let rounds = 20;
+            let mut sql = std::time::Duration::ZERO;
+            for _ in 0..rounds {
+                let events: Vec<Event> = (0..batch).map(|_| { n += 1; make(n) }).collect();
+                let t = std::time::Instant::now();
+                store.commit(&events).await.unwrap();
+                sql += t.elapsed();
+            }
+            let per_batch = sql.as_secs_f64() * 1000.0 / rounds as f64;
+            println!("batch {batch}: {per_batch:.2} ms per commit, {:.1} us per event", per_batch * 1000.0 / batch as f64);
+        }
+        // Without the disk sync: what the statements cost.
+        store.writer.with_connection(|c| { c.pragma_update(None, "synchronous", "OFF")?; Ok(()) }).await.unwrap();
+        let mut total = std::time::Duration::ZERO;
+        for _ in 0..20 {
+            let events: Vec<Event> = (0..256).map(|_| { n += 1; make(n) }).collect();
+            let t = std::time::Instant::now();
+            store.commit(&events).await.unwrap();
+            total += t.elapsed();
+        }
+        println!("SKIP={:?} batch 256 synchronous=OFF: {:.1} us per event", std::env::var("SKIP").ok(), total.as_secs_f64() * 1e6 / 256.0 / 20.0);
     }
 }

@@ -6,7 +6,8 @@
 //! lease makes a `running` job claimable again.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Row, Sqlite, Transaction};
+use rusqlite::{params, Transaction};
+use sqlx::Row;
 
 use super::SqliteStore;
 use crate::store::{
@@ -22,40 +23,36 @@ impl SqliteStore {
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Vec<ClaimedJob>> {
-        let now = to_text(now);
-        self.write(async |tx| {
-            let rows = sqlx::query(
-                "UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = ?1,
-                 lease_until = ?2, updated_at = ?3
-             WHERE id IN (
-                 SELECT id FROM jobs
-                 WHERE (status = 'pending' AND next_run_at <= ?3)
-                    OR (status = 'running' AND lease_until < ?3)
-                 ORDER BY next_run_at LIMIT ?4)
-             RETURNING event_id, attempts, created_at",
-            )
-            .bind(owner)
-            .bind(to_text(lease_until))
-            .bind(&now)
-            .bind(limit)
-            .fetch_all(&mut **tx)
-            .await?;
-            let mut jobs = Vec::with_capacity(rows.len());
-            for row in rows {
-                let event_id: String = row.try_get("event_id")?;
-                let raw_body: String =
-                    sqlx::query_scalar("SELECT payload FROM webhook_events WHERE event_id = ?1")
-                        .bind(&event_id)
-                        .fetch_one(&mut **tx)
-                        .await?;
-                jobs.push(ClaimedJob {
-                    attempt: row.try_get("attempts")?,
-                    created_at: from_text(row.try_get("created_at")?)?,
-                    event_id,
-                    raw_body,
-                });
-            }
-            Ok(jobs)
+        let (owner, now, lease_until) = (owner.to_owned(), to_text(now), to_text(lease_until));
+        self.write_background(move |tx| {
+            let claimed: Vec<(String, i64, String)> = tx
+                .prepare_cached(
+                    "UPDATE jobs SET status = 'running', attempts = attempts + 1,
+                         lease_owner = ?1, lease_until = ?2, updated_at = ?3
+                     WHERE id IN (
+                         SELECT id FROM jobs
+                         WHERE (status = 'pending' AND next_run_at <= ?3)
+                            OR (status = 'running' AND lease_until < ?3)
+                         ORDER BY next_run_at LIMIT ?4)
+                     RETURNING event_id, attempts, created_at",
+                )?
+                .query_map(params![owner, lease_until, now, limit], |row| {
+                    Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                })?
+                .collect::<rusqlite::Result<_>>()?;
+            let mut body = tx.prepare_cached("SELECT payload FROM webhook_events WHERE event_id = ?1")?;
+            claimed
+                .into_iter()
+                .map(|(event_id, attempt, created_at)| {
+                    let raw_body: String = body.query_row(params![event_id], |row| row.get(0))?;
+                    Ok(ClaimedJob {
+                        attempt,
+                        created_at: from_text(&created_at)?,
+                        event_id,
+                        raw_body,
+                    })
+                })
+                .collect()
         })
         .await
     }
@@ -65,30 +62,30 @@ impl SqliteStore {
     /// state and its event's and order's processing state. False for an
     /// attempt whose lease had been lost (another worker took the job over).
     pub async fn finish_jobs(&self, attempts: &[Attempt]) -> Result<Vec<bool>> {
-        self.write(async |tx| {
-            let mut held = Vec::with_capacity(attempts.len());
-            for attempt in attempts {
-                held.push(finish_job(tx, attempt).await?);
-            }
-            Ok(held)
-        })
-        .await
+        let attempts = attempts.to_vec();
+        let t0 = std::time::Instant::now();
+        let n = attempts.len();
+        let r = self.write_background(move |tx| attempts.iter().map(|a| finish_job(tx, a)).collect())
+            .await;
+        if std::env::var_os("WRITER_TRACE").is_some() {
+            eprintln!("QT finish={} ms={:.2}", n, t0.elapsed().as_secs_f64() * 1000.0);
+        }
+        r
     }
 
     /// Gives back every lease `owner` holds (graceful shutdown): the jobs are
     /// due again at once, for this or another instance.
     pub async fn release_jobs(&self, owner: &str, now: DateTime<Utc>) -> Result<u64> {
-        self.write(async |tx| {
-            let done = sqlx::query(
-                "UPDATE jobs SET status = 'pending', attempts = MAX(attempts - 1, 0),
-                     lease_owner = NULL, lease_until = NULL, next_run_at = ?2, updated_at = ?2
-                 WHERE lease_owner = ?1 AND status = 'running'",
-            )
-            .bind(owner)
-            .bind(to_text(now))
-            .execute(&mut **tx)
-            .await?;
-            Ok(done.rows_affected())
+        let (owner, now) = (owner.to_owned(), to_text(now));
+        self.write(move |tx| {
+            let released = tx
+                .prepare_cached(
+                    "UPDATE jobs SET status = 'pending', attempts = MAX(attempts - 1, 0),
+                         lease_owner = NULL, lease_until = NULL, next_run_at = ?2, updated_at = ?2
+                     WHERE lease_owner = ?1 AND status = 'running'",
+                )?
+                .execute(params![owner, now])?;
+            Ok(released as u64)
         })
         .await
     }
@@ -97,37 +94,30 @@ impl SqliteStore {
     /// creates it if the event never had one). False for an unknown event or
     /// a job that is running right now.
     pub async fn retry_event(&self, event_id: &str, now: DateTime<Utc>) -> Result<bool> {
-        let now = to_text(now);
-        self.write(async |tx| {
-            let changed = sqlx::query(
-                "INSERT INTO jobs (event_id, next_run_at, created_at, updated_at)
-             SELECT event_id, ?2, ?2, ?2 FROM webhook_events WHERE event_id = ?1
-             ON CONFLICT (event_id) DO UPDATE SET
-                 status = 'pending', attempts = 0, next_run_at = excluded.next_run_at,
-                 created_at = excluded.created_at, lease_owner = NULL, lease_until = NULL,
-                 updated_at = excluded.updated_at
-             WHERE jobs.status != 'running'",
-            )
-            .bind(event_id)
-            .bind(&now)
-            .execute(&mut **tx)
-            .await?
-            .rows_affected()
+        let (event_id, now) = (event_id.to_owned(), to_text(now));
+        self.write(move |tx| {
+            let changed = tx
+                .prepare_cached(
+                    "INSERT INTO jobs (event_id, next_run_at, created_at, updated_at)
+                     SELECT event_id, ?2, ?2, ?2 FROM webhook_events WHERE event_id = ?1
+                     ON CONFLICT (event_id) DO UPDATE SET
+                         status = 'pending', attempts = 0, next_run_at = excluded.next_run_at,
+                         created_at = excluded.created_at, lease_owner = NULL,
+                         lease_until = NULL, updated_at = excluded.updated_at
+                     WHERE jobs.status != 'running'",
+                )?
+                .execute(params![event_id, now])?
                 == 1;
             if changed {
-                sqlx::query(
+                tx.prepare_cached(
                     "UPDATE webhook_events SET processed = 0, success = NULL WHERE event_id = ?1",
-                )
-                .bind(event_id)
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query(
+                )?
+                .execute(params![event_id])?;
+                tx.prepare_cached(
                     "UPDATE tiktok_orders SET processed = 0
-                 WHERE order_id = (SELECT order_id FROM webhook_events WHERE event_id = ?1)",
-                )
-                .bind(event_id)
-                .execute(&mut **tx)
-                .await?;
+                     WHERE order_id = (SELECT order_id FROM webhook_events WHERE event_id = ?1)",
+                )?
+                .execute(params![event_id])?;
             }
             Ok(changed)
         })
@@ -197,69 +187,65 @@ impl SqliteStore {
     }
 }
 
-async fn finish_job(tx: &mut Transaction<'_, Sqlite>, attempt: &Attempt) -> Result<bool> {
+fn finish_job(tx: &Transaction<'_>, attempt: &Attempt) -> Result<bool> {
     let now = to_text(attempt.finished_at);
     let (status, next_run_at) = match &attempt.outcome {
         JobOutcome::Success => ("done", None),
         JobOutcome::Retry { at } => ("pending", Some(to_text(*at))),
         JobOutcome::Dead => ("dead", None),
     };
-    sqlx::query(
+    tx.prepare_cached(
         "INSERT INTO job_attempts (event_id, attempt, started_at, finished_at, outcome,
-                 status_code, error)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-    )
-    .bind(&attempt.event_id)
-    .bind(attempt.attempt)
-    .bind(to_text(attempt.started_at))
-    .bind(&now)
-    .bind(attempt.outcome.as_str())
-    .bind(attempt.status_code.map(i64::from))
-    .bind(&attempt.error)
-    .execute(&mut **tx)
-    .await?;
-    let held = sqlx::query(
-        "UPDATE jobs SET status = ?1, next_run_at = COALESCE(?2, next_run_at),
+             status_code, error)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+    )?
+    .execute(params![
+        attempt.event_id,
+        attempt.attempt,
+        to_text(attempt.started_at),
+        now,
+        attempt.outcome.as_str(),
+        attempt.status_code.map(i64::from),
+        attempt.error,
+    ])?;
+    let held = tx
+        .prepare_cached(
+            "UPDATE jobs SET status = ?1, next_run_at = COALESCE(?2, next_run_at),
                  lease_owner = NULL, lease_until = NULL, last_error = ?3, updated_at = ?4
              WHERE event_id = ?5 AND lease_owner = ?6 AND status = 'running'",
-    )
-    .bind(status)
-    .bind(next_run_at)
-    .bind(&attempt.error)
-    .bind(&now)
-    .bind(&attempt.event_id)
-    .bind(&attempt.owner)
-    .execute(&mut **tx)
-    .await?
-    .rows_affected()
+        )?
+        .execute(params![
+            status,
+            next_run_at,
+            attempt.error,
+            now,
+            attempt.event_id,
+            attempt.owner,
+        ])?
         == 1;
     if held {
         let success = attempt.outcome == JobOutcome::Success;
-        sqlx::query(
+        tx.prepare_cached(
             "UPDATE webhook_events SET processed = ?1, success = ?2, error_message = ?3
-                 WHERE event_id = ?4",
-        )
-        .bind(status != "pending")
-        .bind(success)
-        .bind(&attempt.error)
-        .bind(&attempt.event_id)
-        .execute(&mut **tx)
-        .await?;
+             WHERE event_id = ?4",
+        )?
+        .execute(params![
+            status != "pending",
+            success,
+            attempt.error,
+            attempt.event_id
+        ])?;
         // An order is processed when none of its events' jobs is left
         // undone.
-        sqlx::query(
+        tx.prepare_cached(
             "UPDATE tiktok_orders SET
-                     processed = NOT EXISTS (
-                         SELECT 1 FROM webhook_events e JOIN jobs j ON j.event_id = e.event_id
-                         WHERE e.order_id = tiktok_orders.order_id AND j.status != 'done'),
-                     error_message = ?1, updated_at = ?2
-                 WHERE order_id = (SELECT order_id FROM webhook_events WHERE event_id = ?3)",
-        )
-        .bind(&attempt.error)
-        .bind(&now)
-        .bind(&attempt.event_id)
-        .execute(&mut **tx)
-        .await?;
+                 processed = NOT EXISTS (
+                     SELECT 1 FROM webhook_events e JOIN jobs j ON j.event_id = e.event_id
+                     WHERE e.order_id = tiktok_orders.order_id AND j.status != 'done'),
+                 error_message = ?1, updated_at = ?2
+             WHERE order_id = (SELECT order_id FROM webhook_events WHERE event_id = ?3)",
+        )?
+        .execute(params![attempt.error, now, attempt.event_id])?;
     }
     Ok(held)
 }
