@@ -16,6 +16,8 @@ mod product;
 mod project;
 mod queue;
 mod read;
+#[cfg(test)]
+mod tests;
 mod write;
 
 use std::{
@@ -100,7 +102,26 @@ impl PgStore {
         Ok(())
     }
 
+    /// Commits the batch; runs it again when PostgreSQL ended it to break a
+    /// deadlock (see `project.rs` for the lock order and what it leaves
+    /// open) or a serialization failure. Either rolls the whole transaction
+    /// back and is gone once the other transaction has finished, so the
+    /// batch goes in whole rather than falling back to the writer's one by
+    /// one, which would cost its events their group commit.
     pub async fn commit(&self, events: &[Event]) -> Result<Vec<Committed>> {
+        let mut attempt = 1;
+        loop {
+            match self.commit_once(events).await {
+                Err(StoreError::Refused(e)) if attempt < COMMIT_ATTEMPTS && is_conflict(&*e) => {
+                    tracing::warn!(error = %e, attempt, batch = events.len(), "batch rolled back; trying again");
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn commit_once(&self, events: &[Event]) -> Result<Vec<Committed>> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
@@ -120,6 +141,22 @@ impl PgStore {
             let _ = conn.close().await;
         }
         result
+    }
+}
+
+/// How many times a batch is tried when PostgreSQL ends it for a conflict
+/// with another transaction.
+const COMMIT_ATTEMPTS: u32 = 3;
+
+/// A deadlock (40P01) or serialization failure (40001): the transaction
+/// lost a conflict with another one and was rolled back; the same work can
+/// simply be done again.
+fn is_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
+    match error.downcast_ref::<sqlx::Error>() {
+        Some(sqlx::Error::Database(db)) => {
+            matches!(db.code().as_deref(), Some("40P01" | "40001"))
+        }
+        _ => false,
     }
 }
 

@@ -9,14 +9,17 @@
 //! - Every transaction takes its row locks in one global order: events by
 //!   event id, then each projection table in a fixed sequence, its rows by
 //!   key. Two instances writing overlapping batches then wait for each other
-//!   instead of deadlocking.
+//!   instead of deadlocking. The projections go as a few multi-row
+//!   statements per table; `project.rs` says how they keep this order and
+//!   the one case where they cannot, for which `PgStore::commit` runs a
+//!   batch again when PostgreSQL ends it to break a deadlock.
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Transaction};
 
-use super::project::Ctx;
+use super::project::Plan;
 use crate::{
     store::{
         projection::{processing_outcome, writes, Write},
@@ -67,47 +70,33 @@ pub async fn store_events(
 
     // Each new event's projection writes and then, as in SQLite's write
     // path, its order's processing state: waiting for the queue, or failed
-    // for good when the event cannot be read (it is never queued).
-    let mut steps = Vec::new();
+    // for good when the event cannot be read (it is never queued). They are
+    // grouped by table and row, each row's in batch order, so the outcome is
+    // the one of applying the events one after the other; `Plan` sends them
+    // as a few multi-row statements in the global lock order.
+    // The plan borrows the writes: they live here, one list per event.
+    let changes: Vec<Vec<Write<'_>>> = fresh.iter().map(|event| writes(event)).collect();
+    let mut plan = Plan::default();
     let mut queued = Vec::new();
-    for event in fresh {
-        steps.extend(writes(event).into_iter().map(|w| (event, Step::Write(w))));
+    for (event, changes) in fresh.into_iter().zip(&changes) {
+        for write in changes {
+            plan.add(event, write);
+        }
         let (readable, error) = processing_outcome(event);
         if readable {
             queued.push(event.id.as_str());
         }
         if let Some(order_id) = event.order_id() {
-            let order_id = order_id.as_str();
             match error {
-                _ if readable => steps.push((event, Step::Unprocessed(order_id))),
-                Some(reason) => steps.push((event, Step::Failed(order_id, reason))),
+                _ if readable => plan.unprocessed(event, order_id.as_str(), None),
+                Some(reason) => plan.unprocessed(event, order_id.as_str(), Some(reason)),
                 None => {}
             }
         }
     }
-    // A stable sort: the steps on one row keep their batch order, so the
-    // outcome is the one of applying the events one after the other; steps
-    // on different rows do not depend on each other.
-    steps.sort_by(|(a, x), (b, y)| lock_order(a, x).cmp(&lock_order(b, y)));
-    for (event, step) in &steps {
-        let ctx = Ctx { event, now };
-        match step {
-            Step::Write(write) => ctx.apply(tx, write).await?,
-            Step::Unprocessed(order_id) => ctx.unprocessed(tx, order_id, None).await?,
-            Step::Failed(order_id, reason) => ctx.unprocessed(tx, order_id, Some(reason)).await?,
-        }
-    }
+    plan.apply(tx, now).await?;
     enqueue(tx, &queued, now).await?;
     Ok(outcomes)
-}
-
-/// One change inside the batch transaction, after the event rows.
-enum Step<'a> {
-    Write(Write<'a>),
-    /// The order has an event waiting for the queue.
-    Unprocessed(&'a str),
-    /// The order has an event that could not be read, for this reason.
-    Failed(&'a str, String),
 }
 
 /// A malformed event is final when stored (failed, for someone to look at);
@@ -118,7 +107,7 @@ fn is_final(event: &Event) -> bool {
 
 /// One job per queued event, due now. Job rows belong to events this
 /// transaction has just inserted, so no other transaction waits for them.
-async fn enqueue(tx: &mut Tx<'_>, event_ids: &[&str], now: DateTime<Utc>) -> Result<()> {
+pub(super) async fn enqueue(tx: &mut Tx<'_>, event_ids: &[&str], now: DateTime<Utc>) -> Result<()> {
     if event_ids.is_empty() {
         return Ok(());
     }
@@ -134,31 +123,9 @@ async fn enqueue(tx: &mut Tx<'_>, event_ids: &[&str], now: DateTime<Utc>) -> Res
     Ok(())
 }
 
-/// Where a step falls in the global lock order: its table's place, then the
-/// row's key. A package's `package_orders` rows are only written under its
-/// `packages` row, so they need no place of their own.
-fn lock_order<'a>(event: &'a Event, step: &Step<'a>) -> (u8, &'a str, &'a str, &'a str) {
-    let write = match step {
-        Step::Write(write) => write,
-        Step::Unprocessed(order_id) | Step::Failed(order_id, _) => return (0, order_id, "", ""),
-    };
-    match write {
-        Write::OrderStatus { order_id, .. } | Write::OrderTouch { order_id, .. } => {
-            (0, order_id, "", "")
-        }
-        Write::OrderHistory { order_id, .. } => (1, order_id, "", ""),
-        Write::Request(r) => (2, r.order_id, r.kind.as_str(), r.request_id),
-        Write::Package { package_id, .. } | Write::Invoice { package_id, .. } => {
-            (3, package_id, "", "")
-        }
-        Write::Product { product_id, .. } => (4, product_id, "", ""),
-        Write::Shop(_) => (5, event.shop_id.as_ref().map_or("", |s| s.as_str()), "", ""),
-    }
-}
-
 /// Inserts the distinct events; returns each id's delivery count after the
 /// statement (its copies here, plus what was stored before).
-async fn insert_events(
+pub(super) async fn insert_events(
     tx: &mut Tx<'_>,
     distinct: &BTreeMap<&str, (&Event, i64)>,
     now: DateTime<Utc>,
