@@ -7,7 +7,8 @@
 # spare port. PostgreSQL refuses to run as root, so as root every server
 # command runs as the `postgres` user. fsync is off: the cluster is deleted
 # afterwards and no test here pulls the power on it (the outage test stops its
-# own server cleanly).
+# own server cleanly). PG_DURABLE=1 keeps PostgreSQL's defaults (fsync on,
+# full page writes), for the benchmark: see docs/performance.md.
 
 pg_bin_dir() {
     if command -v initdb >/dev/null 2>&1; then
@@ -46,12 +47,14 @@ pg_start() {
     PG_DIR=$(mktemp -d /tmp/tiktok-webhook-pg.XXXXXX)
     [ "$(id -u)" = 0 ] && chown postgres: "$PG_DIR"
     PG_PORT=$(pg_free_port)
+    local durability="-c fsync=off -c full_page_writes=off"
+    [ "${PG_DURABLE:-0}" = 1 ] && durability=""
     pg_as_owner "$PG_BIN/initdb" -D "$PG_DIR/data" -U postgres -A trust \
         --no-sync -E UTF8 --locale=C.UTF-8 >"$PG_DIR/initdb.log" 2>&1 \
         || { cat "$PG_DIR/initdb.log" >&2; return 1; }
     pg_as_owner "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w -t 60 \
         -o "-p $PG_PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$PG_DIR \
-            -c max_connections=300 -c fsync=off -c full_page_writes=off" start >/dev/null \
+            -c max_connections=300 $durability" start >/dev/null \
         || { cat "$PG_DIR/server.log" >&2; return 1; }
     TEST_POSTGRES_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
     export PG_BIN TEST_POSTGRES_URL

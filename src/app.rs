@@ -6,11 +6,7 @@ use anyhow::Context;
 use std::{future::Future, sync::Arc, time::Duration};
 
 use axum::{middleware, Extension, Router};
-use tokio::{
-    net::TcpListener,
-    sync::{watch, Notify},
-    task::JoinHandle,
-};
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tower_http::{
     catch_panic::CatchPanicLayer,
     request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer},
@@ -44,7 +40,7 @@ pub struct AppState {
     pub verifier: Arc<WebhookVerifier>,
     pub clock: Clock,
     /// Wakes this instance's queue workers (new events, manual retries).
-    pub queue_wake: Arc<Notify>,
+    pub queue_wake: Arc<queue::Wake>,
     pub limits: Arc<RateLimits>,
 }
 
@@ -126,7 +122,7 @@ impl Application {
         let store = Store::open(&settings.database, settings.pool())
             .await
             .with_context(|| format!("DATABASE_URL: cannot open {}", settings.database.masked()))?;
-        let stored = Arc::new(Notify::new());
+        let stored = Arc::new(queue::Wake::default());
         let (writer, writer_task) = Writer::spawn(store.clone(), stored.clone());
         let handler = queue::handler_for(&settings, handler)?;
         let queue = Queue::new(

@@ -135,7 +135,7 @@ pub async fn retry(
             "the event is being processed right now; look at its attempts afterwards",
         ));
     }
-    state.queue_wake.notify_waiters();
+    state.queue_wake.nudge();
     Ok(data(Retried {
         event_ids: vec![event_id],
         status: "pending",
@@ -158,7 +158,7 @@ pub async fn retry_order(
             retried.push(event_id);
         }
     }
-    state.queue_wake.notify_waiters();
+    state.queue_wake.nudge();
     Ok(data(Retried {
         event_ids: retried,
         status: "pending",

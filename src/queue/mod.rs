@@ -7,6 +7,7 @@
 pub mod backoff;
 pub mod forward;
 pub mod handler;
+mod wake;
 mod worker;
 
 use std::{sync::Arc, time::Duration};
@@ -14,6 +15,7 @@ use std::{sync::Arc, time::Duration};
 pub use backoff::RetryPolicy;
 pub use forward::Forwarder;
 pub use handler::{Chain, EventHandler, HandlerError, NoopHandler};
+pub use wake::Wake;
 pub use worker::{Queue, QueueHandle};
 
 /// How the workers run.

@@ -1,17 +1,17 @@
 //! The workers: claim, handle, record, repeat; stop claiming at shutdown,
 //! let running jobs end within the bound, give the rest of the leases back.
 
-use std::{sync::Arc, time::Instant};
+use std::{
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use tokio::{
-    sync::{watch, Notify},
-    task::JoinSet,
-};
+use tokio::{sync::watch, task::JoinSet};
 use tracing::Instrument;
 
-use super::{EventHandler, HandlerError, QueueSettings};
+use super::{EventHandler, HandlerError, QueueSettings, Wake};
 use crate::{
     clock::Clock,
     store::{Attempt, ClaimedJob, JobOutcome, Store},
@@ -25,10 +25,17 @@ pub struct Queue {
     settings: QueueSettings,
     clock: Clock,
     /// Wakes idle workers when this instance stores new events.
-    wake: Arc<Notify>,
+    wake: Arc<Wake>,
     /// This instance's lease owner name.
     owner: Arc<str>,
+    /// When the queue gauges were last read from the database.
+    depth_read: Arc<Mutex<Option<Instant>>>,
 }
+
+/// The queue gauges are read from the database at most this often. Workers
+/// find the queue empty many times a second during a burst (they keep up
+/// with intake), and counting jobs each time cost more than the jobs.
+const DEPTH_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Returned by [`Queue::start`]; stops the workers.
 pub struct QueueHandle {
@@ -43,7 +50,7 @@ impl Queue {
         handler: Arc<dyn EventHandler>,
         settings: QueueSettings,
         clock: Clock,
-        wake: Arc<Notify>,
+        wake: Arc<Wake>,
     ) -> Self {
         let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
         Self {
@@ -53,6 +60,7 @@ impl Queue {
             clock,
             wake,
             owner: owner.into(),
+            depth_read: Arc::default(),
         }
     }
 
@@ -74,7 +82,17 @@ impl Queue {
     }
 
     async fn run(self, mut stopped: watch::Receiver<bool>) {
+        let mut last_claim = Instant::now()
+            .checked_sub(super::wake::BURST_GAP)
+            .unwrap_or_else(Instant::now);
         while !*stopped.borrow() {
+            if let Some(pause) = self.wake.give_way(last_claim.elapsed()) {
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stopped.changed() => continue,
+                }
+            }
+            last_claim = Instant::now();
             let lease_until = self.now() + self.settings.lease;
             let claimed = self
                 .store
@@ -192,6 +210,13 @@ impl Queue {
     }
 
     async fn record_depth(&self) {
+        {
+            let mut last = self.depth_read.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < DEPTH_INTERVAL) {
+                return;
+            }
+            *last = Some(Instant::now());
+        }
         if let Ok(depth) = self.store.queue_depth(self.now()).await {
             metrics::gauge!("queue_jobs", "state" => "pending").set(depth.pending as f64);
             metrics::gauge!("queue_jobs", "state" => "running").set(depth.running as f64);

@@ -187,7 +187,7 @@ impl Store {
     pub fn batches_in_flight(&self) -> usize {
         match self {
             Store::Sqlite(_) => 4,
-            Store::Postgres(_) => 1,
+            Store::Postgres(_) => postgres::WRITER_CONNECTIONS as usize,
         }
     }
 

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
+use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use super::{Committed, Store};
-use crate::tiktok::Event;
+use crate::{queue::Wake, tiktok::Event};
 
 /// Most events in one transaction.
 const MAX_BATCH: usize = 256;
@@ -40,7 +40,7 @@ impl Writer {
     /// Starts the writer task; it ends when every `Writer` is dropped and
     /// the queue is drained. `stored` is notified after each commit that
     /// stored new events (it wakes the processing queue).
-    pub fn spawn(store: Store, stored: Arc<Notify>) -> (Writer, tokio::task::JoinHandle<()>) {
+    pub fn spawn(store: Store, stored: Arc<Wake>) -> (Writer, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE);
         let task = tokio::spawn(run(store, receiver, stored));
         (Writer { queue }, task)
@@ -57,7 +57,7 @@ impl Writer {
     }
 }
 
-async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>, stored: Arc<Notify>) {
+async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>, stored: Arc<Wake>) {
     let depth = store.batches_in_flight();
     let slots = Arc::new(Semaphore::new(depth));
     let unavailable = Arc::new(AtomicBool::new(false));
@@ -87,7 +87,7 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>, stored: Arc<No
             }
             let outcomes = outcomes.unwrap_or_else(|| vec![None; replies.len()]);
             if outcomes.iter().flatten().any(|c| !c.duplicate) {
-                stored.notify_waiters();
+                stored.stored();
             }
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 // The request may have timed out and left; its event is

@@ -869,10 +869,82 @@ async fn package_orders(tx: &mut Tx<'_>, mut pairs: Vec<(&str, &str)>) -> Result
     Ok(())
 }
 
-/// One upsert for every shop of the batch, each with its changes folded
-/// into one row (see [`ShopRow::then`]). The newest notice decides the
-/// expiry time.
+/// Every shop of the batch, each with its changes folded into one row (see
+/// [`ShopRow::then`]). The newest notice decides the expiry time.
+///
+/// Most batches only prove that their shops are active. An upsert locks its
+/// row even when it changes nothing, and every batch of a shop's flash sale
+/// names that one shop, so batches under way at once waited for each other's
+/// commits there; activity (whole seconds) changes at most once a second. So
+/// activity alone goes as an insert of the shops not seen yet and an update
+/// that only takes the rows it moves forward; the rest as the full upsert.
 async fn shops(tx: &mut Tx<'_>, shops: &BTreeMap<&str, ShopRow>, now: DateTime<Utc>) -> Result<()> {
+    let (active, changed): (BTreeMap<&str, ShopRow>, BTreeMap<&str, ShopRow>) = shops
+        .iter()
+        .map(|(k, v)| (*k, *v))
+        .partition(|(_, row)| row.is_activity_only());
+    shop_activity(tx, &active, now).await?;
+    shop_upsert(tx, &changed, now).await
+}
+
+impl ShopRow {
+    fn is_activity_only(&self) -> bool {
+        self.deauthorized.is_none() && self.expires.is_none() && self.notice.is_none()
+    }
+}
+
+/// Activity only: new shops are inserted, known ones locked (in key order)
+/// and updated only where the activity moves forward.
+async fn shop_activity(
+    tx: &mut Tx<'_>,
+    shops: &BTreeMap<&str, ShopRow>,
+    now: DateTime<Utc>,
+) -> Result<()> {
+    if shops.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<&str> = shops.keys().copied().collect();
+    let activity: Vec<Option<i64>> = shops.values().map(|r| r.activity).collect();
+    sqlx::query(
+        "INSERT INTO shops (shop_id, last_activity_at, created_at, updated_at)
+         SELECT r.shop_id, r.activity, $3, $3
+         FROM UNNEST($1::text[], $2::bigint[]) WITH ORDINALITY AS r(shop_id, activity, ord)
+         ORDER BY r.ord
+         ON CONFLICT (shop_id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&activity)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    // The subquery locks only the rows to move forward, in key order, and
+    // checks again after waiting for a lock; the update changes only them.
+    sqlx::query(
+        "UPDATE shops s SET last_activity_at = r.activity, updated_at = $3
+         FROM UNNEST($1::text[], $2::bigint[]) AS r(shop_id, activity)
+         WHERE s.shop_id = r.shop_id
+           AND s.shop_id IN (
+               SELECT l.shop_id FROM shops l
+               JOIN UNNEST($1::text[], $2::bigint[]) WITH ORDINALITY AS k(shop_id, activity, ord)
+                   USING (shop_id)
+               WHERE l.last_activity_at IS NULL OR l.last_activity_at < k.activity
+               ORDER BY k.ord FOR NO KEY UPDATE OF l)
+           AND (s.last_activity_at IS NULL OR s.last_activity_at < r.activity)",
+    )
+    .bind(&ids)
+    .bind(&activity)
+    .bind(now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// One upsert for the shops with authorization changes.
+async fn shop_upsert(
+    tx: &mut Tx<'_>,
+    shops: &BTreeMap<&str, ShopRow>,
+    now: DateTime<Utc>,
+) -> Result<()> {
     if shops.is_empty() {
         return Ok(());
     }

@@ -6,7 +6,7 @@
 //! instance is claiming is skipped, not waited for and never taken twice. An
 //! expired lease makes a `running` job claimable again.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Row, Transaction};
@@ -71,33 +71,38 @@ impl PgStore {
     /// order's processing state. False for an attempt whose lease had been
     /// lost (another worker took the job over).
     ///
+    /// A few multi-row statements per batch, whatever its size (they were
+    /// five per attempt: the queue then cost PostgreSQL more than intake).
     /// Rows are locked in the order intake locks them (jobs and events by
     /// event id, then orders by order id), so that a finishing batch and an
     /// intake batch touching the same events wait rather than deadlock.
     pub async fn finish_jobs(&self, attempts: &[Attempt]) -> Result<Vec<bool>> {
-        let mut by_event: Vec<usize> = (0..attempts.len()).collect();
-        by_event.sort_by(|&a, &b| attempts[a].event_id.cmp(&attempts[b].event_id));
         let mut tx = self.pool.begin().await?;
         let mut held = vec![false; attempts.len()];
-        for &i in &by_event {
-            held[i] = record_attempt(&mut tx, &attempts[i]).await?;
-        }
         // Each order's error is that of its last attempt in the batch, as if
         // the attempts had been recorded one after the other.
         let mut orders: BTreeMap<String, Option<&str>> = BTreeMap::new();
-        let mut order_of = vec![None; attempts.len()];
-        for &i in by_event.iter().filter(|&&i| held[i]) {
-            order_of[i] = settle_event(&mut tx, &attempts[i]).await?;
-        }
-        for (i, order_id) in order_of.into_iter().enumerate() {
-            if let Some(order_id) = order_id {
-                orders.insert(order_id, attempts[i].error.as_deref());
+        for round in rounds(attempts) {
+            let batch: Vec<&Attempt> = round.iter().map(|&i| &attempts[i]).collect();
+            let moved = record_attempts(&mut tx, &batch).await?;
+            let settled: Vec<&Attempt> = batch
+                .iter()
+                .copied()
+                .filter(|a| moved.contains(a.event_id.as_str()))
+                .collect();
+            let order_of = settle_events(&mut tx, &settled).await?;
+            for &i in &round {
+                held[i] = moved.contains(attempts[i].event_id.as_str());
+            }
+            // Later rounds hold later attempts: they overwrite earlier ones.
+            for attempt in &settled {
+                if let Some(Some(order_id)) = order_of.get(attempt.event_id.as_str()) {
+                    orders.insert(order_id.clone(), attempt.error.as_deref());
+                }
             }
         }
         let now = attempts.iter().map(|a| a.finished_at).max();
-        for (order_id, error) in &orders {
-            settle_order(&mut tx, order_id, *error, now.unwrap_or_else(Utc::now)).await?;
-        }
+        settle_orders(&mut tx, &orders, now.unwrap_or_else(Utc::now)).await?;
         tx.commit().await?;
         Ok(held)
     }
@@ -194,13 +199,14 @@ impl PgStore {
 
     pub async fn queue_depth(&self, now: DateTime<Utc>) -> Result<QueueDepth> {
         let row = sqlx::query(
+            // Each count an index range of jobs_due: done jobs, the bulk of
+            // the table, are never read.
             "SELECT
-                 COUNT(*) FILTER (WHERE status = 'pending') AS pending,
-                 COUNT(*) FILTER (WHERE status = 'running') AS running,
-                 COUNT(*) FILTER (WHERE status = 'dead') AS dead,
-                 MIN(next_run_at) FILTER (WHERE status = 'pending' AND next_run_at <= $1)
-                     AS oldest_due
-             FROM jobs",
+                 (SELECT COUNT(*) FROM jobs WHERE status = 'pending') AS pending,
+                 (SELECT COUNT(*) FROM jobs WHERE status = 'running') AS running,
+                 (SELECT COUNT(*) FROM jobs WHERE status = 'dead') AS dead,
+                 (SELECT MIN(next_run_at) FROM jobs
+                  WHERE status = 'pending' AND next_run_at <= $1) AS oldest_due",
         )
         .bind(now)
         .fetch_one(&self.pool)
@@ -218,85 +224,192 @@ impl PgStore {
     }
 }
 
-/// Keeps the attempt; moves the job on if this worker still holds its lease.
-async fn record_attempt(tx: &mut Tx<'_>, attempt: &Attempt) -> Result<bool> {
-    let (status, next_run_at) = match &attempt.outcome {
-        JobOutcome::Success => ("done", None),
-        JobOutcome::Retry { at } => ("pending", Some(*at)),
-        JobOutcome::Dead => ("dead", None),
-    };
+/// The attempts as rounds of distinct event ids, each sorted by event id
+/// (the lock order): round k holds the k-th attempt of every event that has
+/// one. A worker's batch claims each job once, so there is almost always
+/// one round; a statement may not change one row twice.
+fn rounds(attempts: &[Attempt]) -> Vec<Vec<usize>> {
+    let mut by_event: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for (i, attempt) in attempts.iter().enumerate() {
+        by_event
+            .entry(attempt.event_id.as_str())
+            .or_default()
+            .push(i);
+    }
+    let depth = by_event.values().map(Vec::len).max().unwrap_or(0);
+    (0..depth)
+        .map(|k| {
+            by_event
+                .values()
+                .filter_map(|all| all.get(k).copied())
+                .collect()
+        })
+        .collect()
+}
+
+/// Keeps the attempts; moves each job on where this worker still holds its
+/// lease. Returns the event ids of the jobs moved on.
+///
+/// The jobs are locked first, in event id order, by the `IN` subquery (its
+/// rows are sorted before they are locked, and the update only touches rows
+/// it returned), so that the lock order holds whatever plan runs the update.
+async fn record_attempts(tx: &mut Tx<'_>, attempts: &[&Attempt]) -> Result<HashSet<String>> {
+    if attempts.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let each = |f: fn(&Attempt) -> Option<&str>| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
+    let event_ids = each(|a| Some(a.event_id.as_str()));
+    let errors = each(|a| a.error.as_deref());
+    let finished: Vec<DateTime<Utc>> = attempts.iter().map(|a| a.finished_at).collect();
     sqlx::query(
         "INSERT INTO job_attempts (event_id, attempt, started_at, finished_at, outcome,
              status_code, error)
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
+         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
+                              $5::text[], $6::bigint[], $7::text[])",
     )
-    .bind(&attempt.event_id)
-    .bind(attempt.attempt)
-    .bind(attempt.started_at)
-    .bind(attempt.finished_at)
-    .bind(attempt.outcome.as_str())
-    .bind(attempt.status_code.map(i64::from))
-    .bind(&attempt.error)
+    .bind(&event_ids)
+    .bind(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>())
+    .bind(attempts.iter().map(|a| a.started_at).collect::<Vec<_>>())
+    .bind(&finished)
+    .bind(
+        attempts
+            .iter()
+            .map(|a| a.outcome.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        attempts
+            .iter()
+            .map(|a| a.status_code.map(i64::from))
+            .collect::<Vec<_>>(),
+    )
+    .bind(&errors)
     .execute(&mut **tx)
     .await?;
-    let moved = sqlx::query(
-        "UPDATE jobs SET status = $1, next_run_at = COALESCE($2, next_run_at),
-             lease_owner = NULL, lease_until = NULL, last_error = $3, updated_at = $4
-         WHERE event_id = $5 AND lease_owner = $6 AND status = 'running'",
+    let (statuses, next_runs): (Vec<&str>, Vec<Option<DateTime<Utc>>>) = attempts
+        .iter()
+        .map(|a| match &a.outcome {
+            JobOutcome::Success => ("done", None),
+            JobOutcome::Retry { at } => ("pending", Some(*at)),
+            JobOutcome::Dead => ("dead", None),
+        })
+        .unzip();
+    let moved: Vec<String> = sqlx::query_scalar(
+        "UPDATE jobs j SET status = a.status, next_run_at = COALESCE(a.next_run_at, j.next_run_at),
+             lease_owner = NULL, lease_until = NULL, last_error = a.error,
+             updated_at = a.finished_at
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
+                     $6::timestamptz[])
+             AS a(event_id, owner, status, next_run_at, error, finished_at)
+         WHERE j.event_id = a.event_id AND j.lease_owner = a.owner AND j.status = 'running'
+           AND j.id IN (
+               SELECT l.id FROM jobs l
+               JOIN UNNEST($1::text[]) WITH ORDINALITY AS k(event_id, ord) USING (event_id)
+               ORDER BY k.ord FOR NO KEY UPDATE OF l)
+         RETURNING j.event_id",
     )
-    .bind(status)
-    .bind(next_run_at)
-    .bind(&attempt.error)
-    .bind(attempt.finished_at)
-    .bind(&attempt.event_id)
-    .bind(&attempt.owner)
-    .execute(&mut **tx)
+    .bind(&event_ids)
+    .bind(
+        attempts
+            .iter()
+            .map(|a| a.owner.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(statuses)
+    .bind(next_runs)
+    .bind(&errors)
+    .bind(&finished)
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(moved.rows_affected() == 1)
+    Ok(moved.into_iter().collect())
 }
 
-/// The event's processing state after a held attempt; returns its order.
-async fn settle_event(tx: &mut Tx<'_>, attempt: &Attempt) -> Result<Option<String>> {
-    let order_id: Option<Option<String>> = sqlx::query_scalar(
-        "UPDATE webhook_events SET processed = $1, success = $2, error_message = $3
-         WHERE event_id = $4 RETURNING order_id",
+/// Each held attempt's event processing state; returns each event's order.
+/// Locked in event id order, as in [`record_attempts`].
+async fn settle_events(
+    tx: &mut Tx<'_>,
+    attempts: &[&Attempt],
+) -> Result<HashMap<String, Option<String>>> {
+    if attempts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
+        "UPDATE webhook_events e SET processed = a.processed, success = a.success,
+             error_message = a.error
+         FROM UNNEST($1::text[], $2::boolean[], $3::boolean[], $4::text[])
+             AS a(event_id, processed, success, error)
+         WHERE e.event_id = a.event_id
+           AND e.id IN (
+               SELECT l.id FROM webhook_events l
+               JOIN UNNEST($1::text[]) WITH ORDINALITY AS k(event_id, ord) USING (event_id)
+               ORDER BY k.ord FOR NO KEY UPDATE OF l)
+         RETURNING e.event_id, e.order_id",
     )
-    .bind(!matches!(attempt.outcome, JobOutcome::Retry { .. }))
-    .bind(attempt.outcome == JobOutcome::Success)
-    .bind(&attempt.error)
-    .bind(&attempt.event_id)
-    .fetch_optional(&mut **tx)
+    .bind(
+        attempts
+            .iter()
+            .map(|a| a.event_id.as_str())
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        attempts
+            .iter()
+            .map(|a| !matches!(a.outcome, JobOutcome::Retry { .. }))
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        attempts
+            .iter()
+            .map(|a| a.outcome == JobOutcome::Success)
+            .collect::<Vec<_>>(),
+    )
+    .bind(
+        attempts
+            .iter()
+            .map(|a| a.error.as_deref())
+            .collect::<Vec<_>>(),
+    )
+    .fetch_all(&mut **tx)
     .await?;
-    Ok(order_id.flatten())
+    Ok(rows.into_iter().collect())
 }
 
 /// An order is processed when none of its events' jobs is left undone.
 ///
 /// Two instances finishing two jobs of one order at once would each see the
 /// other's job as undone if they judged from the same moment. Locking the
-/// order row first makes the second wait for the first to commit; its next
-/// statement then sees that commit (READ COMMITTED takes a new snapshot per
-/// statement), so the last one to finish sets the final answer.
-async fn settle_order(
+/// order rows first (in order id order) makes the second wait for the first
+/// to commit; its next statement then sees that commit (READ COMMITTED takes
+/// a new snapshot per statement), so the last one to finish sets the final
+/// answer. That is why the lock and the update are two statements.
+async fn settle_orders(
     tx: &mut Tx<'_>,
-    order_id: &str,
-    error: Option<&str>,
+    orders: &BTreeMap<String, Option<&str>>,
     now: DateTime<Utc>,
 ) -> Result<()> {
-    sqlx::query("SELECT 1 FROM tiktok_orders WHERE order_id = $1 FOR UPDATE")
-        .bind(order_id)
-        .execute(&mut **tx)
-        .await?;
+    if orders.is_empty() {
+        return Ok(());
+    }
+    let order_ids: Vec<&str> = orders.keys().map(String::as_str).collect();
+    sqlx::query(
+        "SELECT 1 FROM tiktok_orders o
+         JOIN UNNEST($1::text[]) WITH ORDINALITY AS k(order_id, ord) USING (order_id)
+         ORDER BY k.ord FOR NO KEY UPDATE OF o",
+    )
+    .bind(&order_ids)
+    .execute(&mut **tx)
+    .await?;
     sqlx::query(
         "UPDATE tiktok_orders o SET
              processed = NOT EXISTS (
                  SELECT 1 FROM webhook_events e JOIN jobs j ON j.event_id = e.event_id
                  WHERE e.order_id = o.order_id AND j.status != 'done'),
-             error_message = $2, updated_at = $3
-         WHERE o.order_id = $1",
+             error_message = a.error, updated_at = $3
+         FROM UNNEST($1::text[], $2::text[]) AS a(order_id, error)
+         WHERE o.order_id = a.order_id",
     )
-    .bind(order_id)
-    .bind(error)
+    .bind(&order_ids)
+    .bind(orders.values().copied().collect::<Vec<_>>())
     .bind(now)
     .execute(&mut **tx)
     .await?;

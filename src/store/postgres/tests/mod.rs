@@ -688,60 +688,6 @@ async fn a_batch_chosen_to_break_a_deadlock_is_run_again() {
     db.drop().await;
 }
 
-/// The write path's own speed, without HTTP or the processing queue: batches
-/// of new order status events (one shop, each its own order, as the
-/// benchmark sends), by the former per-row statements and by the current
-/// multi-row ones, each batch one committed transaction. Run by hand against
-/// a server with fsync on:
-///
-/// ```text
-/// TEST_POSTGRES_URL=… cargo test --lib write_path_speed -- --ignored --nocapture
-/// ```
-#[tokio::test]
-#[ignore = "a measurement, not a check"]
-async fn write_path_speed() {
-    let Some(admin) = admin_url("write_path_speed") else {
-        return;
-    };
-    let db = Database::create(&admin).await;
-    let mut next = 0u64;
-    let mut batch = |size: usize| -> Vec<Event> {
-        (0..size)
-            .map(|_| {
-                next += 1;
-                event(&format!(
-                    r#"{{"type":1,"tts_notification_id":"75{next:017}","shop_id":"7495000000000000777","timestamp":1800000000,"data":{{"is_on_hold_order":false,"order_id":"58{next:016}","order_status":"AWAITING_SHIPMENT","update_time":1800000000}}}}"#
-                ))
-            })
-            .collect()
-    };
-    let events_per_run = 4096;
-    for size in [16, 64, 256] {
-        for new in [false, true, false, true] {
-            let batches: Vec<Vec<Event>> =
-                (0..events_per_run / size).map(|_| batch(size)).collect();
-            let started = std::time::Instant::now();
-            for events in &batches {
-                let mut tx = db.store.writer.begin().await.unwrap();
-                match new {
-                    true => write::store_events(&mut tx, events, Utc::now()).await,
-                    false => reference::store_events(&mut tx, events, Utc::now()).await,
-                }
-                .unwrap();
-                tx.commit().await.unwrap();
-            }
-            let seconds = started.elapsed().as_secs_f64();
-            println!(
-                "batch {size:>3}, {}: {:>6.0} events/s, {:>6.2} ms per batch",
-                if new { "multi-row" } else { "per-row  " },
-                events_per_run as f64 / seconds,
-                seconds * 1000.0 / batches.len() as f64,
-            );
-        }
-    }
-    db.drop().await;
-}
-
 /// Two instances committing overlapping batches at once, over rows that
 /// exist already: every transaction takes its locks in the global order, so
 /// they wait for each other and never deadlock. Each batch is tried once

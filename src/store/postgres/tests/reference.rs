@@ -2,10 +2,7 @@
 //! multi-row statements (one statement per projection write, in the order
 //! the event makes them), kept verbatim as the oracle of `super`'s tests:
 //! a batch must leave the database as these statements, one event at a time,
-//! would. [`store_events`], the former batch write, is what the speed probe
-//! compares with.
-
-use std::collections::{BTreeMap, HashMap};
+//! would.
 
 use chrono::{DateTime, Utc};
 
@@ -16,115 +13,10 @@ use crate::{
             processing_outcome, writes, AspectColumns, ColumnValue, ProductAspect, Request,
             ShopChange, Write,
         },
-        Committed, Result, StoreError,
+        Committed, Result,
     },
     tiktok::Event,
 };
-
-/// Stores a batch: each event once (copies within the batch or already
-/// stored only count deliveries), then the projections of the new ones.
-/// Returns one outcome per event, in batch order.
-pub async fn store_events(
-    tx: &mut Tx<'_>,
-    events: &[Event],
-    now: DateTime<Utc>,
-) -> Result<Vec<Committed>> {
-    // One row per event id (a statement may not touch a row twice), with the
-    // number of copies this batch holds. Sorted by id: the lock order.
-    let mut distinct: BTreeMap<&str, (&Event, i64)> = BTreeMap::new();
-    for event in events {
-        distinct.entry(event.id.as_str()).or_insert((event, 0)).1 += 1;
-    }
-    let totals = insert_events(tx, &distinct, now).await?;
-
-    let mut copies_seen: HashMap<&str, i64> = HashMap::new();
-    let mut fresh = Vec::new();
-    let mut outcomes = Vec::with_capacity(events.len());
-    for event in events {
-        let id = event.id.as_str();
-        let copy = copies_seen.entry(id).or_insert(0);
-        *copy += 1;
-        let total = totals
-            .get(id)
-            .ok_or_else(|| StoreError::Corrupt(format!("no row returned for event {id}")))?;
-        // What was stored before this batch: nothing when the row is new.
-        let before = total - distinct[id].1;
-        let first_ever = before == 0 && *copy == 1;
-        if first_ever {
-            fresh.push(event);
-        }
-        outcomes.push(Committed {
-            duplicate: !first_ever,
-            deliveries: before + *copy,
-        });
-    }
-
-    // Each new event's projection writes and then, as in SQLite's write
-    // path, its order's processing state: waiting for the queue, or failed
-    // for good when the event cannot be read (it is never queued).
-    let mut steps = Vec::new();
-    let mut queued = Vec::new();
-    for event in fresh {
-        steps.extend(writes(event).into_iter().map(|w| (event, Step::Write(w))));
-        let (readable, error) = processing_outcome(event);
-        if readable {
-            queued.push(event.id.as_str());
-        }
-        if let Some(order_id) = event.order_id() {
-            let order_id = order_id.as_str();
-            match error {
-                _ if readable => steps.push((event, Step::Unprocessed(order_id))),
-                Some(reason) => steps.push((event, Step::Failed(order_id, reason))),
-                None => {}
-            }
-        }
-    }
-    // A stable sort: the steps on one row keep their batch order, so the
-    // outcome is the one of applying the events one after the other; steps
-    // on different rows do not depend on each other.
-    steps.sort_by(|(a, x), (b, y)| lock_order(a, x).cmp(&lock_order(b, y)));
-    for (event, step) in &steps {
-        let ctx = Ctx { event, now };
-        match step {
-            Step::Write(write) => ctx.apply(tx, write).await?,
-            Step::Unprocessed(order_id) => ctx.unprocessed(tx, order_id, None).await?,
-            Step::Failed(order_id, reason) => ctx.unprocessed(tx, order_id, Some(reason)).await?,
-        }
-    }
-    enqueue(tx, &queued, now).await?;
-    Ok(outcomes)
-}
-
-/// One change inside the batch transaction, after the event rows.
-enum Step<'a> {
-    Write(Write<'a>),
-    /// The order has an event waiting for the queue.
-    Unprocessed(&'a str),
-    /// The order has an event that could not be read, for this reason.
-    Failed(&'a str, String),
-}
-
-/// Where a step falls in the global lock order: its table's place, then the
-/// row's key. A package's `package_orders` rows are only written under its
-/// `packages` row, so they need no place of their own.
-fn lock_order<'a>(event: &'a Event, step: &Step<'a>) -> (u8, &'a str, &'a str, &'a str) {
-    let write = match step {
-        Step::Write(write) => write,
-        Step::Unprocessed(order_id) | Step::Failed(order_id, _) => return (0, order_id, "", ""),
-    };
-    match write {
-        Write::OrderStatus { order_id, .. } | Write::OrderTouch { order_id, .. } => {
-            (0, order_id, "", "")
-        }
-        Write::OrderHistory { order_id, .. } => (1, order_id, "", ""),
-        Write::Request(r) => (2, r.order_id, r.kind.as_str(), r.request_id),
-        Write::Package { package_id, .. } | Write::Invoice { package_id, .. } => {
-            (3, package_id, "", "")
-        }
-        Write::Product { product_id, .. } => (4, product_id, "", ""),
-        Write::Shop(_) => (5, event.shop_id.as_ref().map_or("", |s| s.as_str()), "", ""),
-    }
-}
 
 /// Commits one event the old way.
 pub async fn store_event(tx: &mut Tx<'_>, event: &Event, now: DateTime<Utc>) -> Result<Committed> {
