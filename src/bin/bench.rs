@@ -114,6 +114,7 @@ async fn main() -> anyhow::Result<()> {
     let full = load(&url, &full_bodies, args.concurrency, None).await;
     let server_cpu = cpu_seconds(server.id()) - server_cpu;
     let own_cpu = cpu_seconds(std::process::id()) - own_cpu;
+    let caught_up = caught_up(port, full.ok.last()).await;
     let steady_count = (args.rate as f64 * args.steady.as_secs_f64()) as usize;
     let steady = load(
         &url,
@@ -154,6 +155,13 @@ async fn main() -> anyhow::Result<()> {
         own_cpu * 1e6 / full.sent as f64,
         2_000_000 / 20_000,
     );
+    match caught_up {
+        Some(after) => println!(
+            "processing (the queue) caught up {:.1} s after the full load ended",
+            after.as_secs_f64()
+        ),
+        None => println!("processing (the queue) had not caught up 60 s after the full load"),
+    }
     println!(
         "peak RSS of the server: {:.1} MB",
         peak_rss_kb as f64 / 1024.0
@@ -419,6 +427,37 @@ async fn post(
         *sender = None;
     }
     outcome
+}
+
+/// How long after the full load the queue had processed its last event:
+/// workers give way to intake during a burst and catch up afterwards. Jobs
+/// run in the order they became due, so the last event is the last done.
+async fn caught_up(port: u16, last: Option<&String>) -> Option<Duration> {
+    let last = last?;
+    let started = Instant::now();
+    let client = reqwest::Client::new();
+    while started.elapsed() < Duration::from_secs(60) {
+        let event: Option<serde_json::Value> = async {
+            client
+                .get(format!("http://127.0.0.1:{port}/api/events/{last}"))
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .ok()?
+                .json()
+                .await
+                .ok()
+        }
+        .await;
+        let processed = event
+            .as_ref()
+            .and_then(|e| e["data"]["processed"].as_bool());
+        if processed == Some(true) {
+            return Some(started.elapsed());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    None
 }
 
 /// Every id answered 200 must be readable through the API.
