@@ -140,7 +140,7 @@ pub struct Settings {
     /// memory-backed folders (`/dev/shm`, `/run`), for throw-away instances.
     pub allow_ephemeral_database: bool,
     /// `DB_POOL_SIZE`: reader connections (SQLite) or pool size for reads
-    /// (PostgreSQL, whose writer keeps one more connection of its own).
+    /// (PostgreSQL, whose writer keeps two more connections of its own).
     pub db_pool_size: u32,
     /// `DB_ACQUIRE_TIMEOUT` (PostgreSQL): how long a request waits for a
     /// connection, opening one included, before it is answered 503. While
