@@ -876,15 +876,17 @@ async fn package_orders(tx: &mut Tx<'_>, mut pairs: Vec<(&str, &str)>) -> Result
 /// row even when it changes nothing, and every batch of a shop's flash sale
 /// names that one shop, so batches under way at once waited for each other's
 /// commits there; activity (whole seconds) changes at most once a second. So
-/// activity alone goes as an insert of the shops not seen yet and an update
-/// that only takes the rows it moves forward; the rest as the full upsert.
+/// a batch whose shops only show activity inserts the shops not seen yet and
+/// updates only the rows it moves forward (`updated_at` then moves only when
+/// a column does). A batch with any authorization change sends all its shops
+/// through the one upsert, as two statements would take the table's rows out
+/// of key order.
 async fn shops(tx: &mut Tx<'_>, shops: &BTreeMap<&str, ShopRow>, now: DateTime<Utc>) -> Result<()> {
-    let (active, changed): (BTreeMap<&str, ShopRow>, BTreeMap<&str, ShopRow>) = shops
-        .iter()
-        .map(|(k, v)| (*k, *v))
-        .partition(|(_, row)| row.is_activity_only());
-    shop_activity(tx, &active, now).await?;
-    shop_upsert(tx, &changed, now).await
+    if shops.values().all(ShopRow::is_activity_only) {
+        shop_activity(tx, shops, now).await
+    } else {
+        shop_upsert(tx, shops, now).await
+    }
 }
 
 impl ShopRow {
@@ -927,7 +929,8 @@ async fn shop_activity(
                SELECT l.shop_id FROM shops l
                JOIN UNNEST($1::text[], $2::bigint[]) WITH ORDINALITY AS k(shop_id, activity, ord)
                    USING (shop_id)
-               WHERE l.last_activity_at IS NULL OR l.last_activity_at < k.activity
+               WHERE k.activity IS NOT NULL
+                 AND (l.last_activity_at IS NULL OR l.last_activity_at < k.activity)
                ORDER BY k.ord FOR NO KEY UPDATE OF l)
            AND (s.last_activity_at IS NULL OR s.last_activity_at < r.activity)",
     )

@@ -79,9 +79,7 @@ impl PgStore {
     pub async fn finish_jobs(&self, attempts: &[Attempt]) -> Result<Vec<bool>> {
         let mut tx = self.pool.begin().await?;
         let mut held = vec![false; attempts.len()];
-        // Each order's error is that of its last attempt in the batch, as if
-        // the attempts had been recorded one after the other.
-        let mut orders: BTreeMap<String, Option<&str>> = BTreeMap::new();
+        let mut order_of: Vec<Option<String>> = vec![None; attempts.len()];
         for round in rounds(attempts) {
             let batch: Vec<&Attempt> = round.iter().map(|&i| &attempts[i]).collect();
             let moved = record_attempts(&mut tx, &batch).await?;
@@ -90,15 +88,21 @@ impl PgStore {
                 .copied()
                 .filter(|a| moved.contains(a.event_id.as_str()))
                 .collect();
-            let order_of = settle_events(&mut tx, &settled).await?;
+            let orders = settle_events(&mut tx, &settled).await?;
             for &i in &round {
                 held[i] = moved.contains(attempts[i].event_id.as_str());
-            }
-            // Later rounds hold later attempts: they overwrite earlier ones.
-            for attempt in &settled {
-                if let Some(Some(order_id)) = order_of.get(attempt.event_id.as_str()) {
-                    orders.insert(order_id.clone(), attempt.error.as_deref());
+                if held[i] {
+                    order_of[i] = orders.get(attempts[i].event_id.as_str()).cloned().flatten();
                 }
+            }
+        }
+        // Each order's error is that of its last attempt in the batch (in
+        // the worker's order, not the rounds' event id order), as if the
+        // attempts had been recorded one after the other.
+        let mut orders: BTreeMap<String, Option<&str>> = BTreeMap::new();
+        for (i, order_id) in order_of.into_iter().enumerate() {
+            if let Some(order_id) = order_id {
+                orders.insert(order_id, attempts[i].error.as_deref());
             }
         }
         let now = attempts.iter().map(|a| a.finished_at).max();

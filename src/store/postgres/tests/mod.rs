@@ -21,7 +21,7 @@ mod reference;
 use super::{write, PgStore};
 use crate::{
     config::PoolSettings,
-    store::{projection::processing_outcome, Committed},
+    store::{projection::processing_outcome, Attempt, Committed, JobOutcome},
     tiktok::{Event, Topic, VerifiedBody},
 };
 
@@ -746,5 +746,95 @@ async fn two_instances_with_overlapping_batches_wait_rather_than_deadlock() {
     while let Some(done) = instances.join_next().await {
         done.unwrap();
     }
+    db.drop().await;
+}
+
+/// A finishing batch is sent in rounds sorted by event id, but an order's
+/// error is still that of its last attempt in the worker's order, as when
+/// attempts were recorded one at a time (and as on SQLite).
+#[tokio::test]
+async fn an_orders_error_is_that_of_its_last_attempt_in_the_batch() {
+    let test = "an_orders_error_is_that_of_its_last_attempt_in_the_batch";
+    let Some(admin) = admin_url(test) else {
+        return;
+    };
+    let db = Database::create(&admin).await;
+    let data =
+        r#"{"order_id":"576000000000000001","order_status":"UNPAID","update_time":1800000000}"#;
+    // "…01" sorts first, "…02" last.
+    let ids = ["7000000000000000001", "7000000000000000002"];
+    let events: Vec<Event> = ids
+        .iter()
+        .map(|id| {
+            event(&body(
+                1,
+                id,
+                Some("7495000000000000001"),
+                Some(1_800_000_000),
+                data,
+            ))
+        })
+        .collect();
+    db.commit(&events, now()).await;
+    let error = |order: &str| {
+        let pool = db.store.pool.clone();
+        let order = order.to_owned();
+        async move {
+            sqlx::query_scalar::<_, Option<String>>(
+                "SELECT error_message FROM tiktok_orders WHERE order_id = $1",
+            )
+            .bind(order)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let attempt = |event_id: &str, outcome: JobOutcome, error: Option<&str>| Attempt {
+        event_id: event_id.to_owned(),
+        owner: "worker".to_owned(),
+        attempt: 1,
+        started_at: now(),
+        finished_at: now(),
+        outcome,
+        status_code: None,
+        error: error.map(str::to_owned),
+    };
+    let retry = JobOutcome::Retry {
+        at: now() + chrono::Duration::hours(1),
+    };
+
+    // The larger id fails first, the smaller succeeds last: no error.
+    let claimed = db
+        .store
+        .claim_jobs("worker", 10, now() + chrono::Duration::minutes(5), now())
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 2);
+    let held = db
+        .store
+        .finish_jobs(&[
+            attempt(ids[1], retry.clone(), Some("boom")),
+            attempt(ids[0], JobOutcome::Success, None),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(held, [true, true]);
+    assert_eq!(error("576000000000000001").await, None);
+
+    // Only the failed one is due again; it fails once more, last: its error.
+    let later = now() + chrono::Duration::hours(2);
+    let claimed = db
+        .store
+        .claim_jobs("worker", 10, later + chrono::Duration::minutes(5), later)
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    let mut again = attempt(ids[1], retry, Some("boom again"));
+    again.attempt = 2;
+    assert_eq!(db.store.finish_jobs(&[again]).await.unwrap(), [true]);
+    assert_eq!(
+        error("576000000000000001").await.as_deref(),
+        Some("boom again")
+    );
     db.drop().await;
 }
