@@ -114,7 +114,7 @@ async fn main() -> anyhow::Result<()> {
     let full = load(&url, &full_bodies, args.concurrency, None).await;
     let server_cpu = cpu_seconds(server.id()) - server_cpu;
     let own_cpu = cpu_seconds(std::process::id()) - own_cpu;
-    let caught_up = caught_up(port, full.ok.last()).await;
+    let full_caught_up = caught_up(port, full.ok.last()).await;
     let steady_count = (args.rate as f64 * args.steady.as_secs_f64()) as usize;
     let steady = load(
         &url,
@@ -123,6 +123,7 @@ async fn main() -> anyhow::Result<()> {
         Some(args.rate),
     )
     .await;
+    let steady_caught_up = caught_up(port, steady.ok.last()).await;
     let peak_rss_kb = peak_rss_kb(server.id());
     let missing = missing_events(port, &full.ok, &steady.ok).await?;
     stop(&mut server);
@@ -155,12 +156,17 @@ async fn main() -> anyhow::Result<()> {
         own_cpu * 1e6 / full.sent as f64,
         2_000_000 / 20_000,
     );
-    match caught_up {
-        Some(after) => println!(
-            "processing (the queue) caught up {:.1} s after the full load ended",
-            after.as_secs_f64()
-        ),
-        None => println!("processing (the queue) had not caught up 60 s after the full load"),
+    for (run, after) in [
+        ("full load", full_caught_up),
+        ("steady run", steady_caught_up),
+    ] {
+        match after {
+            Some(after) => println!(
+                "processing (the queue) caught up {:.2} s after the {run} ended",
+                after.as_secs_f64()
+            ),
+            None => println!("processing (the queue) had not caught up 60 s after the {run}"),
+        }
     }
     println!(
         "peak RSS of the server: {:.1} MB",

@@ -87,7 +87,7 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>, stored: Arc<Wa
             }
             let outcomes = outcomes.unwrap_or_else(|| vec![None; replies.len()]);
             if outcomes.iter().flatten().any(|c| !c.duplicate) {
-                stored.stored();
+                stored.stored(events.len());
             }
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 // The request may have timed out and left; its event is
