@@ -162,15 +162,57 @@ pub struct Settings {
 
 type Vars = HashMap<String, String>;
 
+/// The variables of a `.env` file; none when there is no file. A line that
+/// cannot be read stops start-up: skipping it would run the service without
+/// a setting its operator wrote down. The error names the variable, never
+/// the line, which may hold a secret.
+fn dotenv_vars<R: std::io::Read>(
+    file: Result<dotenvy::Iter<R>, dotenvy::Error>,
+) -> Result<Vars, ConfigError> {
+    let iter = match file {
+        Ok(iter) => iter,
+        Err(e) if e.not_found() => return Ok(Vars::new()),
+        Err(e) => return Err(error(".env", format!("cannot be read: {}", io_reason(&e)))),
+    };
+    let mut vars = Vars::new();
+    for item in iter {
+        match item {
+            Ok((key, value)) => {
+                vars.insert(key, value);
+            }
+            Err(dotenvy::Error::LineParse(line, _)) => {
+                let name = line.split('=').next().unwrap_or("").trim();
+                let name = name.strip_prefix("export ").unwrap_or(name).trim();
+                let valid =
+                    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                let which = match valid {
+                    true => format!("the line setting {name}"),
+                    false => "a line".to_owned(),
+                };
+                return Err(error(
+                    ".env",
+                    format!("{which} cannot be parsed (an unclosed quote, or no `NAME=value`)"),
+                ));
+            }
+            Err(e) => return Err(error(".env", format!("cannot be read: {}", io_reason(&e)))),
+        }
+    }
+    Ok(vars)
+}
+
+/// An I/O error's reason, without any file content.
+fn io_reason(e: &dotenvy::Error) -> String {
+    match e {
+        dotenvy::Error::Io(io) => io.kind().to_string(),
+        dotenvy::Error::EnvVar(_) => "a variable is not valid Unicode".to_owned(),
+        _ => "it is not a valid .env file".to_owned(),
+    }
+}
+
 impl Settings {
     /// Reads `.env` (real variables win) and the process environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let mut vars: Vars = HashMap::new();
-        if let Ok(iter) = dotenvy::dotenv_iter() {
-            for (key, value) in iter.flatten() {
-                vars.insert(key, value);
-            }
-        }
+        let mut vars = dotenv_vars(dotenvy::dotenv_iter())?;
         vars.extend(std::env::vars());
         Self::load(&vars)
     }

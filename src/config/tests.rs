@@ -274,3 +274,34 @@ fn forwarding_needs_a_secret_and_a_real_url() {
     .unwrap_err();
     assert_eq!(e.variable, "FORWARD_URL");
 }
+
+fn dotenv(text: &str) -> Result<Vars, ConfigError> {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".env");
+    std::fs::write(&path, text).unwrap();
+    dotenv_vars(dotenvy::from_path_iter(&path))
+}
+
+#[test]
+fn a_dotenv_file_is_read() {
+    let vars = dotenv("# settings\nPORT=4000\nexport TIKTOK_APP_KEY=\"key\"\n").unwrap();
+    assert_eq!(vars.get("PORT").map(String::as_str), Some("4000"));
+    assert_eq!(vars.get("TIKTOK_APP_KEY").map(String::as_str), Some("key"));
+}
+
+#[test]
+fn no_dotenv_file_is_no_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    let vars = dotenv_vars(dotenvy::from_path_iter(dir.path().join(".env"))).unwrap();
+    assert!(vars.is_empty());
+}
+
+/// A broken line stops start-up, naming the variable and never the value.
+#[test]
+fn a_broken_dotenv_line_is_an_error_that_names_the_variable_only() {
+    let e = dotenv("PORT=4000\nTIKTOK_APP_SECRET=\"s3cret-value\nAPI_TOKENS=x\n").unwrap_err();
+    let text = e.to_string();
+    assert!(text.starts_with(".env: "), "{text}");
+    assert!(text.contains("TIKTOK_APP_SECRET"), "{text}");
+    assert!(!text.contains("s3cret"), "the value leaked: {text}");
+}
