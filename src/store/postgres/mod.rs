@@ -20,6 +20,10 @@ mod write;
 
 use std::{
     str::FromStr,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Arc,
+    },
     time::{Duration, Instant},
 };
 
@@ -48,6 +52,9 @@ const STARTUP_PATIENCE: Duration = Duration::from_secs(30);
 pub struct PgStore {
     writer: PgPool,
     pool: PgPool,
+    /// Set when intake's last commit failed for want of the database,
+    /// cleared by the next that succeeds (or by [`PgStore::ping`]'s probe).
+    write_failing: Arc<AtomicBool>,
 }
 
 impl PgStore {
@@ -72,7 +79,11 @@ impl PgStore {
         let pool = pool_options()
             .max_connections(pool.size.max(1))
             .connect_lazy_with(options.options([("plan_cache_mode", "force_custom_plan")]));
-        let store = Self { writer, pool };
+        let store = Self {
+            writer,
+            pool,
+            write_failing: Arc::default(),
+        };
         store.wait_for_server().await?;
         Ok(store)
     }
@@ -111,9 +122,37 @@ impl PgStore {
         self.writer.close().await;
     }
 
+    /// The server answers and, when intake's last commit failed, a test
+    /// commit on intake's own connections succeeds: health says whether
+    /// intake can store, not only whether the server is up (a database that
+    /// has turned read-only, or has no room left, still answers `SELECT 1`).
+    /// The probe clears the failure by itself, so health recovers without
+    /// waiting for traffic a load balancer may be holding back.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
+        if self.write_failing.load(Ordering::Relaxed) {
+            self.probe_commit().await.map_err(|e| {
+                StoreError::Unavailable(
+                    format!("the last write failed, and so does a test commit: {e}").into(),
+                )
+            })?;
+            self.write_failing.store(false, Ordering::Relaxed);
+        }
         Ok(())
+    }
+
+    /// A transaction that must write: it takes a transaction id (so its
+    /// COMMIT writes and syncs WAL) and runs an UPDATE, which a read-only
+    /// database refuses; it changes no row.
+    async fn probe_commit(&self) -> std::result::Result<(), sqlx::Error> {
+        let mut tx = self.writer.begin().await?;
+        sqlx::query("SELECT txid_current()")
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE shops SET shop_id = shop_id WHERE false")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await
     }
 
     /// Commits the batch; runs it again when PostgreSQL ended it to break a
@@ -124,15 +163,21 @@ impl PgStore {
     /// one, which would cost its events their group commit.
     pub async fn commit(&self, events: &[Event]) -> Result<Vec<Committed>> {
         let mut attempt = 1;
-        loop {
+        let result = loop {
             match self.commit_once(events).await {
                 Err(StoreError::Refused(e)) if attempt < COMMIT_ATTEMPTS && is_conflict(&*e) => {
                     tracing::warn!(error = %e, attempt, batch = events.len(), "batch rolled back; trying again");
                     attempt += 1;
                 }
-                result => return result,
+                result => break result,
             }
+        };
+        match &result {
+            Ok(_) => self.write_failing.store(false, Ordering::Relaxed),
+            Err(e) if e.is_unavailable() => self.write_failing.store(true, Ordering::Relaxed),
+            Err(_) => {}
         }
+        result
     }
 
     async fn commit_once(&self, events: &[Event]) -> Result<Vec<Committed>> {

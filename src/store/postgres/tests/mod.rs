@@ -838,3 +838,84 @@ async fn an_orders_error_is_that_of_its_last_attempt_in_the_batch() {
     );
     db.drop().await;
 }
+
+/// Health follows what intake meets: a database that still answers but
+/// refuses writes (here: turned read-only) fails `ping` once a commit has
+/// failed, and `ping`'s own test commit clears that as soon as writes work
+/// again, with no intake traffic needed.
+#[tokio::test]
+async fn ping_reports_failing_writes_and_recovers_by_itself() {
+    let test = "ping_reports_failing_writes_and_recovers_by_itself";
+    let Some(admin) = admin_url(test) else {
+        return;
+    };
+    let db = Database::create(&admin).await;
+    let read_only = |on: bool| {
+        let (admin, name) = (db.admin.clone(), db.name.clone());
+        async move {
+            let mut c = PgConnection::connect(&admin).await.unwrap();
+            let value = if on { "on" } else { "off" };
+            sqlx::query(&format!(
+                "ALTER DATABASE {name} SET default_transaction_read_only = {value}"
+            ))
+            .execute(&mut c)
+            .await
+            .unwrap();
+            // Sessions read the setting when they start: end the open ones.
+            sqlx::query(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+                 WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            ))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        }
+    };
+    let order = |n: u64| {
+        event(&body(
+            1,
+            &format!("71000000000000000{n:02}"),
+            Some("7495000000000000001"),
+            Some(1_800_000_000),
+            &format!(
+                r#"{{"order_id":"5770000000000000{n:02}","order_status":"UNPAID","update_time":1800000000}}"#
+            ),
+        ))
+    };
+    db.store.ping().await.unwrap();
+
+    read_only(true).await;
+    let mut refused = None;
+    for n in 0..5 {
+        match db.store.commit(&[order(n)]).await {
+            Err(e) if e.to_string().contains("read-only") => {
+                refused = Some(e);
+                break;
+            }
+            // A connection ended under it: also unavailable, try again.
+            Err(e) => assert!(e.is_unavailable(), "{e}"),
+            Ok(_) => panic!("a read-only database stored an event"),
+        }
+    }
+    let refused = refused.expect("the read-only database refused the commit");
+    assert!(refused.is_unavailable(), "{refused}");
+    let e = db
+        .store
+        .ping()
+        .await
+        .expect_err("health must fail while writes do");
+    assert!(e.to_string().contains("test commit"), "{e}");
+    assert!(e.is_unavailable());
+
+    read_only(false).await;
+    let mut healthy = false;
+    for _ in 0..5 {
+        if db.store.ping().await.is_ok() {
+            healthy = true;
+            break;
+        }
+    }
+    assert!(healthy, "ping's test commit cleared the failure");
+    assert_eq!(db.store.commit(&[order(9)]).await.unwrap().len(), 1);
+    db.drop().await;
+}
