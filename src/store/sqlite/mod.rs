@@ -456,6 +456,39 @@ mod tests {
         assert_eq!(shops[0].deauthorized_at, Some(250));
     }
 
+    /// A write alone in its round runs without a savepoint: refused, it
+    /// takes its whole transaction back, and the store carries on.
+    #[tokio::test]
+    async fn a_refused_write_alone_leaves_nothing_and_the_store_carries_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&dir.path().join("db.sqlite"), 2)
+            .await
+            .unwrap();
+        store.migrate().await.unwrap();
+        store
+            .write(|tx| Ok(tx.execute_batch("CREATE TABLE t (v INTEGER)")?))
+            .await
+            .unwrap();
+        let refused = store
+            .write(|tx| {
+                tx.execute("INSERT INTO t VALUES (1)", [])?;
+                Err::<(), _>(StoreError::Refused("refused on purpose".into()))
+            })
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Refused(_))),
+            "{refused:?}"
+        );
+        let rows: i64 = store
+            .write(|tx| Ok(tx.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?))
+            .await
+            .unwrap();
+        assert_eq!(rows, 0, "the refused write's insert was rolled back");
+        store.ping().await.unwrap();
+        store.commit(&[event(5, 10)]).await.unwrap();
+        assert!(store.event("5").await.unwrap().is_some());
+    }
+
     #[tokio::test]
     async fn a_failed_commit_leaves_no_open_transaction_behind() {
         let dir = tempfile::tempdir().unwrap();

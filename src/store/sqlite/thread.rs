@@ -300,6 +300,21 @@ impl Session {
             // IMMEDIATE takes the write lock at BEGIN: a busy database is
             // met before any work, not at the first write halfway through.
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            if let [write] = writes.as_mut_slice() {
+                // Alone in its round, a write needs no savepoint (whose
+                // statement journal copies every page it touches): refused,
+                // it takes the whole transaction back with it.
+                return match write.run(&tx) {
+                    Ran::Done => Ok(tx.commit()?),
+                    Ran::Refused => {
+                        drop(tx);
+                        Ok(())
+                    }
+                    Ran::Failed => Err(StoreError::Unavailable(
+                        "a write failed; its transaction was rolled back".into(),
+                    )),
+                };
+            }
             for write in writes.iter_mut() {
                 tx.execute_batch("SAVEPOINT write")?;
                 match write.run(&tx) {
