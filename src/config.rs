@@ -164,8 +164,8 @@ type Vars = HashMap<String, String>;
 
 /// The variables of a `.env` file; none when there is no file. A line that
 /// cannot be read stops start-up: skipping it would run the service without
-/// a setting its operator wrote down. The error names the variable, never
-/// the line, which may hold a secret.
+/// a setting its operator wrote down. The error repeats nothing of the
+/// file, which holds secrets.
 fn dotenv_vars<R: std::io::Read>(
     file: Result<dotenvy::Iter<R>, dotenvy::Error>,
 ) -> Result<Vars, ConfigError> {
@@ -180,18 +180,13 @@ fn dotenv_vars<R: std::io::Read>(
             Ok((key, value)) => {
                 vars.insert(key, value);
             }
-            Err(dotenvy::Error::LineParse(line, _)) => {
-                let name = line.split('=').next().unwrap_or("").trim();
-                let name = name.strip_prefix("export ").unwrap_or(name).trim();
-                let valid =
-                    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-                let which = match valid {
-                    true => format!("the line setting {name}"),
-                    false => "a line".to_owned(),
-                };
+            // The text dotenvy quotes may be a value, or a whole line
+            // without `=`: none of it is repeated.
+            Err(dotenvy::Error::LineParse(..)) => {
                 return Err(error(
                     ".env",
-                    format!("{which} cannot be parsed (an unclosed quote, or no `NAME=value`)"),
+                    "a line cannot be parsed (an unclosed quote, or a line that is not \
+                     `NAME=value`); fix or remove it",
                 ));
             }
             Err(e) => return Err(error(".env", format!("cannot be read: {}", io_reason(&e)))),

@@ -13,7 +13,9 @@
 //! [`BURST_BATCH`] events, which form only when requests queue up for the
 //! writer. Under a steady load that intake keeps up with, batches stay
 //! small and the workers never wait, so processing keeps pace however long
-//! the load lasts instead of falling further behind.
+//! the load lasts instead of falling further behind; and whatever the batch
+//! sizes, workers stop giving way once the events they claim have waited
+//! [`MAX_LAG`].
 
 use std::{
     sync::Mutex,
@@ -28,6 +30,11 @@ pub const BURST_BATCH: usize = 16;
 const BUSY_WINDOW: Duration = Duration::from_millis(50);
 /// While intake is busy, a worker claims at most once in this long.
 pub const BURST_GAP: Duration = Duration::from_millis(25);
+/// Workers stop giving way once the events they claim have waited this
+/// long: whatever sets the batch size (a slow commit to a distant database
+/// makes large batches at a rate intake keeps up with), giving way never
+/// lets processing fall further behind than this.
+pub const MAX_LAG: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 
 #[derive(Debug, Default)]
 pub struct Wake {

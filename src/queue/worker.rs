@@ -85,8 +85,15 @@ impl Queue {
         let mut last_claim = Instant::now()
             .checked_sub(super::wake::BURST_GAP)
             .unwrap_or_else(Instant::now);
+        // Whether the last claim held a first attempt waiting longer than
+        // MAX_LAG: the queue is behind, and stops giving way.
+        let mut behind = false;
         while !*stopped.borrow() {
-            if let Some(pause) = self.wake.give_way(last_claim.elapsed()) {
+            let pause = match behind {
+                true => None,
+                false => self.wake.give_way(last_claim.elapsed()),
+            };
+            if let Some(pause) = pause {
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = stopped.changed() => continue,
@@ -105,6 +112,10 @@ impl Queue {
                     Vec::new()
                 }
             };
+            let now = self.now();
+            behind = jobs
+                .iter()
+                .any(|j| j.attempt == 1 && now - j.created_at > super::wake::MAX_LAG);
             if jobs.is_empty() {
                 self.record_depth().await;
                 tokio::select! {

@@ -10,6 +10,7 @@
 //! the database in single statements; see `write.rs` and `project.rs`.
 
 mod detail;
+mod health;
 mod product;
 mod project;
 mod queue;
@@ -20,10 +21,7 @@ mod write;
 
 use std::{
     str::FromStr,
-    sync::{
-        atomic::{AtomicBool, Ordering},
-        Arc,
-    },
+    sync::Arc,
     time::{Duration, Instant},
 };
 
@@ -52,9 +50,8 @@ const STARTUP_PATIENCE: Duration = Duration::from_secs(30);
 pub struct PgStore {
     writer: PgPool,
     pool: PgPool,
-    /// Set when intake's last commit failed for want of the database,
-    /// cleared by the next that succeeds (or by [`PgStore::ping`]'s probe).
-    write_failing: Arc<AtomicBool>,
+    /// Whether intake's commits succeed (see `health.rs`).
+    write_health: Arc<health::WriteHealth>,
 }
 
 impl PgStore {
@@ -82,7 +79,7 @@ impl PgStore {
         let store = Self {
             writer,
             pool,
-            write_failing: Arc::default(),
+            write_health: Arc::default(),
         };
         store.wait_for_server().await?;
         Ok(store)
@@ -122,30 +119,45 @@ impl PgStore {
         self.writer.close().await;
     }
 
-    /// The server answers and, when intake's last commit failed, a test
-    /// commit on intake's own connections succeeds: health says whether
-    /// intake can store, not only whether the server is up (a database that
-    /// has turned read-only, or has no room left, still answers `SELECT 1`).
-    /// The probe clears the failure by itself, so health recovers without
-    /// waiting for traffic a load balancer may be holding back.
+    /// The server answers, and intake can store (see `health.rs`): after a
+    /// commit failed for want of the database, health fails while intake
+    /// has traffic and its commits keep failing, and once it is idle, until
+    /// a test commit on its connections succeeds.
     pub async fn ping(&self) -> Result<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
-        if self.write_failing.load(Ordering::Relaxed) {
-            self.probe_commit().await.map_err(|e| {
-                StoreError::Unavailable(
-                    format!("the last write failed, and so does a test commit: {e}").into(),
-                )
-            })?;
-            self.write_failing.store(false, Ordering::Relaxed);
+        let failing = |detail: &str| {
+            Err(StoreError::Unavailable(
+                format!("the last write failed{detail}").into(),
+            ))
+        };
+        match self.write_health.check() {
+            health::Verdict::Healthy => Ok(()),
+            health::Verdict::Failing => failing(""),
+            health::Verdict::Probe { seen } => {
+                let Ok(_probing) = self.write_health.probing.try_lock() else {
+                    return failing("; a test commit is under way");
+                };
+                match tokio::time::timeout(health::PROBE_TIMEOUT, self.probe_commit()).await {
+                    Ok(Ok(())) => {
+                        self.write_health.probed(seen);
+                        Ok(())
+                    }
+                    Ok(Err(e)) => failing(&format!(", and so does a test commit: {e}")),
+                    Err(_) => failing(", and a test commit did not end in time"),
+                }
+            }
         }
-        Ok(())
     }
 
     /// A transaction that must write: it takes a transaction id (so its
     /// COMMIT writes and syncs WAL) and runs an UPDATE, which a read-only
-    /// database refuses; it changes no row.
+    /// database refuses; it changes no row, and gives up rather than wait
+    /// long for a lock.
     async fn probe_commit(&self) -> std::result::Result<(), sqlx::Error> {
         let mut tx = self.writer.begin().await?;
+        sqlx::query("SET LOCAL lock_timeout = '1s'")
+            .execute(&mut *tx)
+            .await?;
         sqlx::query("SELECT txid_current()")
             .execute(&mut *tx)
             .await?;
@@ -172,11 +184,10 @@ impl PgStore {
                 result => break result,
             }
         };
-        match &result {
-            Ok(_) => self.write_failing.store(false, Ordering::Relaxed),
-            Err(e) if e.is_unavailable() => self.write_failing.store(true, Ordering::Relaxed),
-            Err(_) => {}
-        }
+        self.write_health.committed(
+            result.is_ok(),
+            result.as_ref().is_err_and(|e| e.is_unavailable()),
+        );
         result
     }
 

@@ -896,7 +896,11 @@ impl ShopRow {
 }
 
 /// Activity only: new shops are inserted, known ones locked (in key order)
-/// and updated only where the activity moves forward.
+/// and updated only where the activity moves forward. A shop seen for the
+/// first time is created before the known ones are locked, out of key order
+/// against another batch's upsert: the same rare case as the module's "Lock
+/// order" leaves open, which `PgStore::commit` handles by running the batch
+/// again.
 async fn shop_activity(
     tx: &mut Tx<'_>,
     shops: &BTreeMap<&str, ShopRow>,

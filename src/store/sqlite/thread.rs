@@ -306,11 +306,11 @@ impl Session {
                 // it takes the whole transaction back with it.
                 return match write.run(&tx) {
                     Ran::Done => Ok(tx.commit()?),
-                    Ran::Refused => {
-                        drop(tx);
-                        Ok(())
-                    }
-                    Ran::Failed => Err(StoreError::Unavailable(
+                    // An error that ended the transaction by itself is
+                    // handled as a failure (the connection is reopened), as
+                    // on the savepoint path.
+                    Ran::Refused if !tx.is_autocommit() => Ok(tx.rollback()?),
+                    Ran::Refused | Ran::Failed => Err(StoreError::Unavailable(
                         "a write failed; its transaction was rolled back".into(),
                     )),
                 };
