@@ -946,7 +946,7 @@ async fn shop_activity(
     Ok(())
 }
 
-/// One upsert for the shops with authorization changes.
+/// One upsert for every shop of a batch with any authorization change.
 async fn shop_upsert(
     tx: &mut Tx<'_>,
     shops: &BTreeMap<&str, ShopRow>,

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use sqlx::{Postgres, Row, Transaction};
 
-use super::PgStore;
+use super::{project::lock_rows, PgStore};
 use crate::store::{Attempt, AttemptRecord, ClaimedJob, JobOutcome, QueueDepth, Result};
 
 type Tx<'c> = Transaction<'c, Postgres>;
@@ -251,6 +251,11 @@ fn rounds(attempts: &[Attempt]) -> Vec<Vec<usize>> {
         .collect()
 }
 
+/// One value per attempt, for an `UNNEST` array.
+fn column<'a, T>(attempts: &[&'a Attempt], f: impl Fn(&'a Attempt) -> T) -> Vec<T> {
+    attempts.iter().map(|a| f(a)).collect()
+}
+
 /// Keeps the attempts; moves each job on where this worker still holds its
 /// lease. Returns the event ids of the jobs moved on.
 ///
@@ -261,10 +266,9 @@ async fn record_attempts(tx: &mut Tx<'_>, attempts: &[&Attempt]) -> Result<HashS
     if attempts.is_empty() {
         return Ok(HashSet::new());
     }
-    let each = |f: fn(&Attempt) -> Option<&str>| attempts.iter().map(|a| f(a)).collect::<Vec<_>>();
-    let event_ids = each(|a| Some(a.event_id.as_str()));
-    let errors = each(|a| a.error.as_deref());
-    let finished: Vec<DateTime<Utc>> = attempts.iter().map(|a| a.finished_at).collect();
+    let event_ids = column(attempts, |a| a.event_id.as_str());
+    let errors = column(attempts, |a| a.error.as_deref());
+    let finished = column(attempts, |a| a.finished_at);
     sqlx::query(
         "INSERT INTO job_attempts (event_id, attempt, started_at, finished_at, outcome,
              status_code, error)
@@ -272,21 +276,11 @@ async fn record_attempts(tx: &mut Tx<'_>, attempts: &[&Attempt]) -> Result<HashS
                               $5::text[], $6::bigint[], $7::text[])",
     )
     .bind(&event_ids)
-    .bind(attempts.iter().map(|a| a.attempt).collect::<Vec<_>>())
-    .bind(attempts.iter().map(|a| a.started_at).collect::<Vec<_>>())
+    .bind(column(attempts, |a| a.attempt))
+    .bind(column(attempts, |a| a.started_at))
     .bind(&finished)
-    .bind(
-        attempts
-            .iter()
-            .map(|a| a.outcome.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        attempts
-            .iter()
-            .map(|a| a.status_code.map(i64::from))
-            .collect::<Vec<_>>(),
-    )
+    .bind(column(attempts, |a| a.outcome.as_str()))
+    .bind(column(attempts, |a| a.status_code.map(i64::from)))
     .bind(&errors)
     .execute(&mut **tx)
     .await?;
@@ -313,12 +307,7 @@ async fn record_attempts(tx: &mut Tx<'_>, attempts: &[&Attempt]) -> Result<HashS
          RETURNING j.event_id",
     )
     .bind(&event_ids)
-    .bind(
-        attempts
-            .iter()
-            .map(|a| a.owner.as_str())
-            .collect::<Vec<_>>(),
-    )
+    .bind(column(attempts, |a| a.owner.as_str()))
     .bind(statuses)
     .bind(next_runs)
     .bind(&errors)
@@ -349,30 +338,12 @@ async fn settle_events(
                ORDER BY k.ord FOR NO KEY UPDATE OF l)
          RETURNING e.event_id, e.order_id",
     )
-    .bind(
-        attempts
-            .iter()
-            .map(|a| a.event_id.as_str())
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        attempts
-            .iter()
-            .map(|a| !matches!(a.outcome, JobOutcome::Retry { .. }))
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        attempts
-            .iter()
-            .map(|a| a.outcome == JobOutcome::Success)
-            .collect::<Vec<_>>(),
-    )
-    .bind(
-        attempts
-            .iter()
-            .map(|a| a.error.as_deref())
-            .collect::<Vec<_>>(),
-    )
+    .bind(column(attempts, |a| a.event_id.as_str()))
+    .bind(column(attempts, |a| {
+        !matches!(a.outcome, JobOutcome::Retry { .. })
+    }))
+    .bind(column(attempts, |a| a.outcome == JobOutcome::Success))
+    .bind(column(attempts, |a| a.error.as_deref()))
     .fetch_all(&mut **tx)
     .await?;
     Ok(rows.into_iter().collect())
@@ -395,13 +366,12 @@ async fn settle_orders(
         return Ok(());
     }
     let order_ids: Vec<&str> = orders.keys().map(String::as_str).collect();
-    sqlx::query(
-        "SELECT 1 FROM tiktok_orders o
-         JOIN UNNEST($1::text[]) WITH ORDINALITY AS k(order_id, ord) USING (order_id)
-         ORDER BY k.ord FOR NO KEY UPDATE OF o",
+    lock_rows(
+        tx,
+        "SELECT FROM tiktok_orders WHERE order_id = ANY($1::text[])
+         ORDER BY order_id COLLATE \"C\" FOR NO KEY UPDATE",
+        &order_ids,
     )
-    .bind(&order_ids)
-    .execute(&mut **tx)
     .await?;
     sqlx::query(
         "UPDATE tiktok_orders o SET

@@ -403,6 +403,13 @@ mod tests {
         Event::parse(VerifiedBody::from_storage(Bytes::from(body))).unwrap()
     }
 
+    /// A migrated store in a file of `dir`.
+    async fn migrated(dir: &Path) -> SqliteStore {
+        let store = SqliteStore::open(&dir.join("db.sqlite"), 2).await.unwrap();
+        store.migrate().await.unwrap();
+        store
+    }
+
     fn shop_event(id: u32, type_code: u8, timestamp: i64) -> Event {
         let data = if type_code == 6 {
             r#"{"seller_id":"1"}"#.to_owned()
@@ -461,10 +468,7 @@ mod tests {
     #[tokio::test]
     async fn a_refused_write_alone_leaves_nothing_and_the_store_carries_on() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db.sqlite"), 2)
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let store = migrated(dir.path()).await;
         store
             .write(|tx| Ok(tx.execute_batch("CREATE TABLE t (v INTEGER)")?))
             .await
@@ -492,10 +496,7 @@ mod tests {
     #[tokio::test]
     async fn a_failed_commit_leaves_no_open_transaction_behind() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db.sqlite"), 2)
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let store = migrated(dir.path()).await;
         store
             .write(|tx| {
                 tx.execute_batch(
@@ -527,10 +528,7 @@ mod tests {
     #[tokio::test]
     async fn after_a_failed_write_the_next_commit_is_durable_and_visible() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(&dir.path().join("db.sqlite"), 2)
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let store = migrated(dir.path()).await;
         // A size cap on the writer connection stands in for a full disk.
         store
             .writer

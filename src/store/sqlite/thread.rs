@@ -230,6 +230,10 @@ impl WriterThread {
     }
 }
 
+fn rolled_back() -> StoreError {
+    StoreError::Unavailable("a write failed; its transaction was rolled back".into())
+}
+
 fn gone() -> StoreError {
     StoreError::Unavailable("the SQLite writer thread has stopped".into())
 }
@@ -310,9 +314,7 @@ impl Session {
                     // handled as a failure (the connection is reopened), as
                     // on the savepoint path.
                     Ran::Refused if !tx.is_autocommit() => Ok(tx.rollback()?),
-                    Ran::Refused | Ran::Failed => Err(StoreError::Unavailable(
-                        "a write failed; its transaction was rolled back".into(),
-                    )),
+                    Ran::Refused | Ran::Failed => Err(rolled_back()),
                 };
             }
             for write in writes.iter_mut() {
@@ -324,11 +326,7 @@ impl Session {
                     Ran::Refused if !tx.is_autocommit() => {
                         tx.execute_batch("ROLLBACK TO write; RELEASE write")?
                     }
-                    Ran::Refused | Ran::Failed => {
-                        return Err(StoreError::Unavailable(
-                            "a write failed; its transaction was rolled back".into(),
-                        ))
-                    }
+                    Ran::Refused | Ran::Failed => return Err(rolled_back()),
                 }
             }
             tx.commit()?;
