@@ -11,6 +11,7 @@
 
 mod detail;
 mod health;
+mod one_statement;
 mod product;
 mod project;
 mod queue;
@@ -196,13 +197,7 @@ impl PgStore {
             return Ok(Vec::new());
         }
         let mut conn = self.writer.acquire().await?;
-        let result = async {
-            let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-            let outcomes = write::store_events(&mut tx, events, Utc::now()).await?;
-            tx.commit().await?;
-            Ok(outcomes)
-        }
-        .await;
+        let result = write::commit(&mut conn, events, Utc::now()).await;
         // After a failure the connection is closed, not pooled: whatever
         // state the failure left it in (a broken socket, a transaction still
         // being rolled back) cannot reach the next batch. Opening another

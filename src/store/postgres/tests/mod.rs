@@ -83,12 +83,11 @@ impl Database {
         }
     }
 
-    /// Stores `events` in one transaction, at the fixed time `now`.
+    /// Stores `events` as intake does (one statement, or one transaction of
+    /// the general path), at the fixed time `now`.
     async fn commit(&self, events: &[Event], now: DateTime<Utc>) -> Vec<Committed> {
-        let mut tx = self.store.writer.begin().await.unwrap();
-        let outcomes = write::store_events(&mut tx, events, now).await.unwrap();
-        tx.commit().await.unwrap();
-        outcomes
+        let mut conn = self.store.writer.acquire().await.unwrap();
+        write::commit(&mut conn, events, now).await.unwrap()
     }
 
     /// Stores `events` one at a time, each in its own transaction, with the
@@ -193,6 +192,32 @@ impl Generator {
             .map(|_| format!(r#""{}""#, self.pick(&["5780001", "5780002", "5780003"])))
             .collect();
         format!("[{}]", ids.join(","))
+    }
+
+    /// A status change (sometimes with a null status), an address update of
+    /// `order`, or an event with no projection but its shop's activity.
+    fn flash_sale_event(&mut self, order: &str) -> String {
+        self.next_id += 1;
+        let id = format!("74{:06}", self.next_id);
+        let shop = [Some("7495001"), Some("7495002"), None][self.rng.gen_range(0..3)];
+        let timestamp = self.time();
+        let update_time = member("update_time", self.time());
+        let (code, data) = match self.rng.gen_range(0..6) {
+            0..=3 => {
+                let status = self.text(&["UNPAID", "AWAITING_SHIPMENT", "IN_TRANSIT"]);
+                let hold = member(
+                    "is_on_hold_order",
+                    [Some(true), Some(false), None][self.rng.gen_range(0..3)],
+                );
+                let data = format!(
+                    r#"{{{hold}{update_time}"order_status":{status},"order_id":"{order}"}}"#
+                );
+                (1, data)
+            }
+            4 => (3, format!(r#"{{{update_time}"order_id":"{order}"}}"#)),
+            _ => (99, r#"{"anything":1}"#.to_owned()),
+        };
+        body(code, &id, shop, timestamp, &data)
     }
 
     fn event(&mut self) -> String {
@@ -616,6 +641,121 @@ async fn random_batches_end_as_their_events_one_at_a_time() {
     }
     a.drop().await;
     b.drop().await;
+}
+
+/// Random batches of the shape a flash sale sends (status changes, address
+/// updates and events that only show shop activity, each order once), which
+/// go as one statement, on top of stored events of the same orders, with
+/// copies of stored events and of each other.
+#[tokio::test]
+async fn one_statement_batches_end_as_their_events_one_at_a_time() {
+    let test = "one_statement_batches_end_as_their_events_one_at_a_time";
+    let Some(admin) = admin_url(test) else {
+        return;
+    };
+    let (a, b) = (
+        Database::create(&admin).await,
+        Database::create(&admin).await,
+    );
+    let mut one_statement = 0;
+    for seed in 0..120 {
+        let mut generator = Generator {
+            rng: StdRng::seed_from_u64(seed),
+            next_id: 0,
+        };
+        let orders = [
+            "5780001", "5780002", "5780003", "5780004", "5780005", "5780006",
+        ];
+        let stored: Vec<String> = (0..generator.rng.gen_range(0..8))
+            .map(|_| {
+                let order = generator.pick(&orders);
+                generator.flash_sale_event(order)
+            })
+            .collect();
+        let mut picked = orders.to_vec();
+        picked.shuffle(&mut generator.rng);
+        picked.truncate(generator.rng.gen_range(1..=orders.len()));
+        let mut batch: Vec<String> = picked
+            .iter()
+            .map(|order| generator.flash_sale_event(order))
+            .collect();
+        for _ in 0..generator.rng.gen_range(0..4) {
+            let copy = match stored.choose(&mut generator.rng) {
+                Some(old) if generator.rng.gen_bool(0.4) => old.clone(),
+                _ => batch.choose(&mut generator.rng).unwrap().clone(),
+            };
+            let at = generator.rng.gen_range(0..=batch.len());
+            batch.insert(at, copy);
+        }
+        let events: Vec<Event> = batch.iter().map(|body| event(body)).collect();
+        if super::one_statement::OneStatement::of(&events).is_some() {
+            one_statement += 1;
+        }
+        batch_equals_one_at_a_time(&a, &b, &stored, &batch).await;
+        empty([&a, &b]).await;
+    }
+    // Mixed batches (status and touch rows, a stored copy naming an order
+    // that the batch names again) take the general path; most must not.
+    assert!(
+        one_statement >= 60,
+        "only {one_statement} of 120 batches went as one statement"
+    );
+    a.drop().await;
+    b.drop().await;
+}
+
+/// Two instances sending one-statement batches over the same orders at once:
+/// every batch goes in (a deadlock between two of them is run again), and
+/// every event is stored once.
+#[tokio::test]
+async fn two_instances_with_overlapping_one_statement_batches_all_go_in() {
+    let test = "two_instances_with_overlapping_one_statement_batches_all_go_in";
+    let Some(admin) = admin_url(test) else {
+        return;
+    };
+    let db = Database::create(&admin).await;
+    let orders: Vec<String> = (0..40).map(|i| format!("57810{i:02}")).collect();
+    let pool = PoolSettings {
+        size: 2,
+        acquire_timeout: std::time::Duration::from_secs(10),
+    };
+    let mut instances = tokio::task::JoinSet::new();
+    for instance in 0..2u64 {
+        let store = PgStore::open(&SecretString::from(db.url.clone()), pool)
+            .await
+            .unwrap();
+        let orders = orders.clone();
+        instances.spawn(async move {
+            let mut generator = Generator {
+                rng: StdRng::seed_from_u64(instance),
+                next_id: instance * 1_000_000,
+            };
+            for round in 0..40 {
+                let mut picked: Vec<&str> = orders.iter().map(String::as_str).collect();
+                picked.shuffle(&mut generator.rng);
+                let bodies: Vec<String> = picked[..16]
+                    .iter()
+                    .map(|order| generator.flash_sale_event(order))
+                    .collect();
+                let events: Vec<Event> = bodies.iter().map(|b| event(b)).collect();
+                assert!(super::one_statement::OneStatement::of(&events).is_some());
+                if let Err(e) = store.commit(&events).await {
+                    panic!("instance {instance}, batch {round}: {e}");
+                }
+            }
+            store.close().await;
+        });
+    }
+    while let Some(done) = instances.join_next().await {
+        done.unwrap();
+    }
+    let (events, jobs): (i64, i64) =
+        sqlx::query_as("SELECT (SELECT count(*) FROM webhook_events), (SELECT count(*) FROM jobs)")
+            .fetch_one(&db.store.pool)
+            .await
+            .unwrap();
+    assert_eq!((events, jobs), (2 * 40 * 16, 2 * 40 * 16));
+    db.drop().await;
 }
 
 /// A batch that PostgreSQL ends to break a deadlock is run again, whole.
