@@ -242,7 +242,7 @@ impl<'a> OneStatement<'a> {
     }
 }
 
-fn column<'a, R, T>(rows: &BTreeMap<&'a str, R>, f: impl Fn(&R) -> T) -> Vec<T> {
+fn column<R, T>(rows: &BTreeMap<&str, R>, f: impl Fn(&R) -> T) -> Vec<T> {
     rows.values().map(f).collect()
 }
 
