@@ -123,7 +123,6 @@ impl Application {
             .await
             .with_context(|| format!("DATABASE_URL: cannot open {}", settings.database.masked()))?;
         let stored = Arc::new(queue::Wake::default());
-        let (writer, writer_task) = Writer::spawn(store.clone(), stored.clone());
         let handler = queue::handler_for(&settings, handler)?;
         let queue = Queue::new(
             store.clone(),
@@ -131,8 +130,10 @@ impl Application {
             settings.queue,
             clock.clone(),
             stored.clone(),
-        )
-        .start();
+        );
+        let (writer, writer_task) =
+            Writer::spawn(store.clone(), stored.clone(), Some(queue.handoff()));
+        let queue = queue.start();
         let verifier = WebhookVerifier::new(
             settings.app_key.clone(),
             settings.app_secret.clone(),

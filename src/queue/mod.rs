@@ -7,6 +7,7 @@
 pub mod backoff;
 pub mod forward;
 pub mod handler;
+mod handoff;
 mod wake;
 mod worker;
 
@@ -15,6 +16,7 @@ use std::{sync::Arc, time::Duration};
 pub use backoff::RetryPolicy;
 pub use forward::Forwarder;
 pub use handler::{Chain, EventHandler, HandlerError, NoopHandler};
+pub use handoff::{HandedJob, Handoff, Reservation};
 pub use wake::Wake;
 pub use worker::{Queue, QueueHandle};
 

@@ -18,7 +18,10 @@
 //! [`MAX_LAG`].
 
 use std::{
-    sync::Mutex,
+    sync::{
+        atomic::{AtomicBool, Ordering},
+        Mutex,
+    },
     time::{Duration, Instant},
 };
 
@@ -40,21 +43,37 @@ pub const MAX_LAG: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 pub struct Wake {
     notify: Notify,
     last_burst: Mutex<Option<Instant>>,
+    /// The table may hold due jobs of this instance's making that no worker
+    /// has: intake created jobs without a lease (no room in the hand-off),
+    /// or an event was retried by hand. Workers otherwise look at the table
+    /// once per `QUEUE_POLL_INTERVAL`.
+    table_work: AtomicBool,
 }
 
 impl Wake {
-    /// Intake committed a batch of `events` with new ones among them:
-    /// wakes the idle workers.
-    pub fn stored(&self, events: usize) {
+    /// Intake committed a batch of `events` with new ones among them, their
+    /// jobs `handed` to this instance's workers or left in the table: wakes
+    /// the idle workers.
+    pub fn stored(&self, events: usize, handed: bool) {
         if events >= BURST_BATCH {
             *self.last_burst.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
+        }
+        if !handed {
+            self.table_work.store(true, Ordering::Relaxed);
         }
         self.notify.notify_waiters();
     }
 
-    /// Jobs were made due by hand (a retry): wakes the idle workers.
+    /// Jobs were made due by hand (a retry), or a claim took as many as it
+    /// asked for (there may be more): wakes the idle workers to claim them.
     pub fn nudge(&self) {
+        self.table_work.store(true, Ordering::Relaxed);
         self.notify.notify_waiters();
+    }
+
+    /// Whether the table has work the last look did not take; clears it.
+    pub fn take_table_work(&self) -> bool {
+        self.table_work.swap(false, Ordering::Relaxed)
     }
 
     pub async fn notified(&self) {
@@ -75,12 +94,25 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_table_has_work_after_jobs_left_there_or_a_retry_until_a_worker_looks() {
+        let wake = Wake::default();
+        assert!(!wake.take_table_work(), "nothing yet");
+        wake.stored(3, true);
+        assert!(!wake.take_table_work(), "handed to the workers");
+        wake.stored(3, false);
+        assert!(wake.take_table_work());
+        assert!(!wake.take_table_work(), "taken by the worker that looked");
+        wake.nudge();
+        assert!(wake.take_table_work());
+    }
+
+    #[test]
     fn workers_give_way_only_while_intake_is_saturated() {
         let wake = Wake::default();
         assert_eq!(wake.give_way(Duration::ZERO), None, "no commit yet");
-        wake.stored(BURST_BATCH - 1);
+        wake.stored(BURST_BATCH - 1, true);
         assert_eq!(wake.give_way(Duration::ZERO), None, "intake keeps up");
-        wake.stored(BURST_BATCH);
+        wake.stored(BURST_BATCH, true);
         assert_eq!(
             wake.give_way(Duration::from_millis(5)),
             Some(BURST_GAP - Duration::from_millis(5))

@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use tokio::{sync::watch, task::JoinSet};
 use tracing::Instrument;
 
-use super::{EventHandler, HandlerError, QueueSettings, Wake};
+use super::{handoff::HandedJob, EventHandler, HandlerError, Handoff, QueueSettings, Wake};
 use crate::{
     clock::Clock,
     store::{Attempt, ClaimedJob, JobOutcome, Store},
@@ -28,6 +28,8 @@ pub struct Queue {
     wake: Arc<Wake>,
     /// This instance's lease owner name.
     owner: Arc<str>,
+    /// Events intake stored with their jobs leased to this instance.
+    handoff: Arc<Handoff>,
     /// When the queue gauges were last read from the database.
     depth_read: Arc<Mutex<Option<Instant>>>,
 }
@@ -52,16 +54,28 @@ impl Queue {
         clock: Clock,
         wake: Arc<Wake>,
     ) -> Self {
-        let owner = format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple());
+        let owner: Arc<str> =
+            format!("{}-{}", std::process::id(), uuid::Uuid::new_v4().simple()).into();
+        // Room for two batches per worker: one being worked on, the next
+        // waiting. More would only let jobs wait in memory while the table
+        // could give them to another instance.
+        let capacity = settings.workers.max(1) * settings.batch.max(1) as usize * 2;
+        let handoff = Handoff::new(owner.clone(), settings.lease, clock.clone(), capacity);
         Self {
             store,
             handler,
             settings,
             clock,
             wake,
-            owner: owner.into(),
+            owner,
+            handoff: Arc::new(handoff),
             depth_read: Arc::default(),
         }
+    }
+
+    /// What intake hands this queue's workers (see `handoff.rs`).
+    pub fn handoff(&self) -> Arc<Handoff> {
+        self.handoff.clone()
     }
 
     pub fn start(self) -> QueueHandle {
@@ -88,6 +102,12 @@ impl Queue {
         // Whether the last claim held a first attempt waiting longer than
         // MAX_LAG: the queue is behind, and stops giving way.
         let mut behind = false;
+        let mut looked = Looked {
+            table: Instant::now(),
+            expired: Instant::now()
+                .checked_sub(self.settings.poll)
+                .unwrap_or_else(Instant::now),
+        };
         while !*stopped.borrow() {
             let pause = match behind {
                 true => None,
@@ -100,23 +120,14 @@ impl Queue {
                 }
             }
             last_claim = Instant::now();
-            let lease_until = self.now() + self.settings.lease;
-            let claimed = self
-                .store
-                .claim_jobs(&self.owner, self.settings.batch, lease_until, self.now())
-                .await;
-            let jobs = match claimed {
-                Ok(jobs) => jobs,
-                Err(error) => {
-                    tracing::warn!(error = %error, "could not claim jobs; trying again");
-                    Vec::new()
-                }
-            };
+            let (jobs, from_handoff) = self.next_jobs(&mut looked).await;
             let now = self.now();
             behind = jobs
                 .iter()
                 .any(|j| j.attempt == 1 && now - j.created_at > super::wake::MAX_LAG);
             if jobs.is_empty() {
+                // Handed jobs whose lease could not be kept: given up.
+                self.handoff.finished(from_handoff);
                 self.record_depth().await;
                 tokio::select! {
                     _ = self.wake.notified() => {}
@@ -130,10 +141,110 @@ impl Queue {
             let attempts =
                 futures::future::join_all(jobs.into_iter().map(|j| self.process(j))).await;
             self.record(&attempts).await;
+            self.handoff.finished(from_handoff);
         }
     }
 
-    async fn process(&self, job: ClaimedJob) -> Attempt {
+    /// The next jobs, and how many of them came from the hand-off: handed
+    /// jobs first, due jobs from the table when there are none. The table
+    /// gets a turn before the hand-off when intake left jobs there or a
+    /// retry made one due ([`Wake::take_table_work`]), and every
+    /// `QUEUE_POLL_INTERVAL` in any case, so that retries coming due and
+    /// other instances' jobs are not left behind while the hand-off never
+    /// runs dry.
+    async fn next_jobs(&self, looked: &mut Looked) -> (Vec<Job>, usize) {
+        let batch = self.settings.batch.max(1) as usize;
+        let table_first =
+            looked.table.elapsed() >= self.settings.poll || self.wake.take_table_work();
+        if !table_first {
+            let handed = self.handoff.take(batch);
+            if !handed.is_empty() {
+                let from_handoff = handed.len();
+                return (self.keep_leases(handed).await, from_handoff);
+            }
+        }
+        looked.table = Instant::now();
+        // Expired leases (an instance died mid-attempt) are looked for once
+        // per interval: finding none means reading every running job.
+        let expired = looked.expired.elapsed() >= self.settings.poll;
+        if expired {
+            looked.expired = Instant::now();
+        }
+        let claimed = self.claim(expired).await;
+        if claimed.len() >= batch {
+            // There may be more: another worker may help.
+            self.wake.nudge();
+        }
+        if !claimed.is_empty() {
+            return (claimed, 0);
+        }
+        let handed = self.handoff.take(batch);
+        let from_handoff = handed.len();
+        (self.keep_leases(handed).await, from_handoff)
+    }
+
+    /// Due jobs from the table (and jobs whose lease expired, with
+    /// `expired`), leased to this instance.
+    async fn claim(&self, expired: bool) -> Vec<Job> {
+        let lease_until = self.now() + self.settings.lease;
+        let claimed = self
+            .store
+            .claim_jobs(
+                &self.owner,
+                self.settings.batch,
+                lease_until,
+                self.now(),
+                expired,
+            )
+            .await;
+        match claimed {
+            Ok(jobs) => jobs.into_iter().map(Job::claimed).collect(),
+            Err(error) => {
+                tracing::warn!(error = %error, "could not claim jobs; trying again");
+                Vec::new()
+            }
+        }
+    }
+
+    /// Handed jobs whose lease leaves room for a whole attempt; the lease of
+    /// one that waited longer is extended first. A job whose lease cannot be
+    /// extended (the database is down, or the lease was lost) is left to
+    /// whoever claims it once the lease has run out.
+    async fn keep_leases(&self, handed: Vec<HandedJob>) -> Vec<Job> {
+        let now = self.now();
+        // An attempt may take 80% of JOB_LEASE; the rest is for recording it.
+        let needed = chrono::TimeDelta::from_std(self.settings.lease.mul_f64(0.9))
+            .unwrap_or(chrono::TimeDelta::MAX);
+        let fresh_enough = |job: &HandedJob| job.lease_until - now >= needed;
+        let (ready, stale): (Vec<HandedJob>, Vec<HandedJob>) =
+            handed.into_iter().partition(fresh_enough);
+        let mut jobs: Vec<Job> = ready.into_iter().map(Job::handed).collect();
+        if stale.is_empty() {
+            return jobs;
+        }
+        let ids: Vec<String> = stale
+            .iter()
+            .map(|j| j.event.id.as_str().to_owned())
+            .collect();
+        let until = now + self.settings.lease;
+        match self.store.extend_leases(&self.owner, &ids, until).await {
+            Ok(held) => {
+                let held: std::collections::HashSet<String> = held.into_iter().collect();
+                jobs.extend(
+                    stale
+                        .into_iter()
+                        .filter(|j| held.contains(j.event.id.as_str()))
+                        .map(Job::handed),
+                );
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, jobs = ids.len(), "could not extend leases; the jobs wait for them to run out")
+            }
+        }
+        jobs
+    }
+
+    async fn process(&self, job: Job) -> Attempt {
         let started_at = self.now();
         let timer = Instant::now();
         if job.attempt == 1 {
@@ -141,12 +252,12 @@ impl Queue {
             metrics::histogram!("queue_lag_seconds").record(lag);
         }
         let span = tracing::info_span!("job", event_id = ?job.event_id, attempt = job.attempt);
-        let result = match stored_event(&job) {
+        let result = match &job.event {
             Some(event) => {
                 // A call must end before the lease does, or another worker
                 // would take the job over and run it a second time.
                 let bound = self.settings.lease.mul_f64(0.8);
-                let call = tokio::time::timeout(bound, self.handler.handle(&event));
+                let call = tokio::time::timeout(bound, self.handler.handle(event));
                 match call.instrument(span.clone()).await {
                     Ok(result) => result,
                     Err(_) => Err(HandlerError::retry(
@@ -202,7 +313,7 @@ impl Queue {
     /// the time budget are used up.
     fn judge(
         &self,
-        job: &ClaimedJob,
+        job: &Job,
         result: Result<(), HandlerError>,
     ) -> (JobOutcome, Option<u16>, Option<String>) {
         let error = match result {
@@ -237,9 +348,40 @@ impl Queue {
     }
 }
 
-fn stored_event(job: &ClaimedJob) -> Option<Event> {
-    let body = VerifiedBody::from_storage(Bytes::from(job.raw_body.clone()));
-    Event::parse(body).ok()
+/// When a worker last looked at the table, and for expired leases.
+struct Looked {
+    table: Instant,
+    expired: Instant,
+}
+
+/// A job this worker holds the lease of, claimed or handed.
+struct Job {
+    event_id: String,
+    attempt: i64,
+    created_at: DateTime<Utc>,
+    /// `None` when the stored body can no longer be read.
+    event: Option<Event>,
+}
+
+impl Job {
+    fn claimed(job: ClaimedJob) -> Job {
+        let body = VerifiedBody::from_storage(Bytes::from(job.raw_body));
+        Job {
+            event_id: job.event_id,
+            attempt: job.attempt,
+            created_at: job.created_at,
+            event: Event::parse(body).ok(),
+        }
+    }
+
+    fn handed(job: HandedJob) -> Job {
+        Job {
+            event_id: job.event.id.as_str().to_owned(),
+            attempt: 1,
+            created_at: job.created_at,
+            event: Some(job.event),
+        }
+    }
 }
 
 impl QueueHandle {
@@ -257,6 +399,9 @@ impl QueueHandle {
             tracing::warn!("jobs still running at the shutdown bound; giving their leases back");
             self.workers.abort_all();
         }
+        // Batches being committed finish leasing their jobs to this
+        // instance first: every lease it holds is then given back below.
+        self.queue.handoff.close().await;
         match self
             .queue
             .store

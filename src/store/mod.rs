@@ -170,10 +170,10 @@ impl Store {
     }
 
     /// Stores a batch of events in one transaction: each event row (or one
-    /// more delivery of a known one), its projections and history. Returns
-    /// one outcome per event, in order.
-    pub async fn commit(&self, events: &[Event]) -> Result<Vec<Committed>> {
-        dispatch!(self, s => s.commit(events).await)
+    /// more delivery of a known one), its projections, history and job (with
+    /// `lease` when given). Returns one outcome per event, in order.
+    pub async fn commit(&self, events: &[Event], lease: Option<&Lease>) -> Result<Vec<Committed>> {
+        dispatch!(self, s => s.commit(events, lease).await)
     }
 
     pub async fn ping(&self) -> Result<()> {
@@ -241,15 +241,28 @@ impl Store {
         dispatch!(self, s => s.pool_use())
     }
 
-    /// Leases up to `limit` due jobs (or jobs whose lease expired) to `owner`.
+    /// Leases up to `limit` due jobs to `owner`; with `expired`, jobs whose
+    /// lease ran out first.
     pub async fn claim_jobs(
         &self,
         owner: &str,
         limit: i64,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
+        expired: bool,
     ) -> Result<Vec<ClaimedJob>> {
-        dispatch!(self, s => s.claim_jobs(owner, limit, lease_until, now).await)
+        dispatch!(self, s => s.claim_jobs(owner, limit, lease_until, now, expired).await)
+    }
+
+    /// Moves the leases `owner` holds on these events' jobs to `until`;
+    /// returns the events whose lease it still held.
+    pub async fn extend_leases(
+        &self,
+        owner: &str,
+        event_ids: &[String],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        dispatch!(self, s => s.extend_leases(owner, event_ids, until).await)
     }
 
     /// Records a worker's attempts in one transaction; for each, false when

@@ -258,6 +258,16 @@ pub struct ShopRecord {
     pub updated_at: DateTime<Utc>,
 }
 
+/// The lease that jobs are created with when a worker of this instance
+/// already has their events in memory (the queue's hand-off): `running`,
+/// first attempt under way, held by `owner` until `until`. Without one, a
+/// job is created due, for any worker to claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    pub owner: String,
+    pub until: DateTime<Utc>,
+}
+
 /// A job a worker holds the lease of.
 #[derive(Debug, Clone)]
 pub struct ClaimedJob {

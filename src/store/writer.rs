@@ -12,8 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use super::{Committed, Store};
-use crate::{queue::Wake, tiktok::Event};
+use super::{projection::processing_outcome, Committed, Lease, Store};
+use crate::{
+    queue::{Handoff, Wake},
+    tiktok::Event,
+};
 
 /// Most events in one transaction.
 const MAX_BATCH: usize = 256;
@@ -39,10 +42,16 @@ pub struct NotStored;
 impl Writer {
     /// Starts the writer task; it ends when every `Writer` is dropped and
     /// the queue is drained. `stored` is notified after each commit that
-    /// stored new events (it wakes the processing queue).
-    pub fn spawn(store: Store, stored: Arc<Wake>) -> (Writer, tokio::task::JoinHandle<()>) {
+    /// stored new events (it wakes the processing queue); with `handoff`,
+    /// a batch's new jobs are leased to this instance's workers and its new
+    /// events handed to them when there is room (see `queue::handoff`).
+    pub fn spawn(
+        store: Store,
+        stored: Arc<Wake>,
+        handoff: Option<Arc<Handoff>>,
+    ) -> (Writer, tokio::task::JoinHandle<()>) {
         let (queue, receiver) = mpsc::channel(QUEUE);
-        let task = tokio::spawn(run(store, receiver, stored));
+        let task = tokio::spawn(run(store, receiver, stored, handoff));
         (Writer { queue }, task)
     }
 
@@ -57,7 +66,12 @@ impl Writer {
     }
 }
 
-async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>, stored: Arc<Wake>) {
+async fn run(
+    store: Store,
+    mut receiver: mpsc::Receiver<Pending>,
+    stored: Arc<Wake>,
+    handoff: Option<Arc<Handoff>>,
+) {
     let depth = store.batches_in_flight();
     let slots = Arc::new(Semaphore::new(depth));
     let unavailable = Arc::new(AtomicBool::new(false));
@@ -78,16 +92,33 @@ async fn run(store: Store, mut receiver: mpsc::Receiver<Pending>, stored: Arc<Wa
             continue;
         }
         let (store, stored, unavailable) = (store.clone(), stored.clone(), unavailable.clone());
+        let reservation = handoff.as_ref().and_then(|h| h.reserve(pending.len()));
         tokio::spawn(async move {
             let (events, replies): (Vec<Event>, Vec<_>) =
                 pending.into_iter().map(|p| (p.event, p.reply)).unzip();
-            let outcomes = commit_batch(&store, &events).await;
+            let lease = reservation.as_ref().map(|r| r.lease());
+            let outcomes = commit_batch(&store, &events, lease).await;
             if outcomes.is_none() {
                 unavailable.store(true, Ordering::Relaxed);
             }
             let outcomes = outcomes.unwrap_or_else(|| vec![None; replies.len()]);
-            if outcomes.iter().flatten().any(|c| !c.duplicate) {
-                stored.stored(events.len());
+            let batch = events.len();
+            let new = outcomes.iter().flatten().any(|c| !c.duplicate);
+            let handed = reservation.is_some();
+            if let Some(reservation) = reservation {
+                // Each event stored for the first time by this batch, and
+                // queued: its job is leased to the workers it goes to.
+                let handed = events
+                    .into_iter()
+                    .zip(&outcomes)
+                    .filter(|(event, outcome)| {
+                        outcome.is_some_and(|c| !c.duplicate) && processing_outcome(event).0
+                    })
+                    .map(|(event, _)| event);
+                reservation.fill(handed);
+            }
+            if new {
+                stored.stored(batch, handed);
             }
             for (reply, outcome) in replies.into_iter().zip(outcomes) {
                 // The request may have timed out and left; its event is
@@ -123,8 +154,12 @@ fn refuse_waiting(receiver: &mut mpsc::Receiver<Pending>) {
 /// unavailable, in which case nothing of the batch was stored. Should the
 /// database refuse a batch of several events, each is tried alone, so that
 /// one event it refuses cannot cost the others their place.
-async fn commit_batch(store: &Store, events: &[Event]) -> Option<Vec<Option<Committed>>> {
-    match store.commit(events).await {
+async fn commit_batch(
+    store: &Store,
+    events: &[Event],
+    lease: Option<&Lease>,
+) -> Option<Vec<Option<Committed>>> {
+    match store.commit(events, lease).await {
         Ok(outcomes) => Some(outcomes.into_iter().map(Some).collect()),
         Err(error) if error.is_unavailable() => {
             tracing::error!(error = %error, batch = events.len(), "database unavailable; events not stored");
@@ -139,7 +174,7 @@ async fn commit_batch(store: &Store, events: &[Event]) -> Option<Vec<Option<Comm
             let mut outcomes = Vec::with_capacity(events.len());
             for event in events {
                 let single = std::slice::from_ref(event);
-                outcomes.push(match store.commit(single).await {
+                outcomes.push(match store.commit(single, lease).await {
                     Ok(mut one) => one.pop(),
                     Err(error) => {
                         tracing::error!(error = %error, event_id = %event.id, "event not stored");

@@ -30,7 +30,7 @@ use chrono::Utc;
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
-use super::{is_unavailable, Committed, Result, StoreError};
+use super::{is_unavailable, Committed, Lease, Result, StoreError};
 use crate::{config::PoolSettings, tiktok::Event};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
@@ -174,10 +174,10 @@ impl PgStore {
     /// back and is gone once the other transaction has finished, so the
     /// batch goes in whole rather than falling back to the writer's one by
     /// one, which would cost its events their group commit.
-    pub async fn commit(&self, events: &[Event]) -> Result<Vec<Committed>> {
+    pub async fn commit(&self, events: &[Event], lease: Option<&Lease>) -> Result<Vec<Committed>> {
         let mut attempt = 1;
         let result = loop {
-            match self.commit_once(events).await {
+            match self.commit_once(events, lease).await {
                 Err(StoreError::Refused(e)) if attempt < COMMIT_ATTEMPTS && is_conflict(&*e) => {
                     tracing::warn!(error = %e, attempt, batch = events.len(), "batch rolled back; trying again");
                     attempt += 1;
@@ -192,12 +192,12 @@ impl PgStore {
         result
     }
 
-    async fn commit_once(&self, events: &[Event]) -> Result<Vec<Committed>> {
+    async fn commit_once(&self, events: &[Event], lease: Option<&Lease>) -> Result<Vec<Committed>> {
         if events.is_empty() {
             return Ok(Vec::new());
         }
         let mut conn = self.writer.acquire().await?;
-        let result = write::commit(&mut conn, events, Utc::now()).await;
+        let result = write::commit(&mut conn, events, Utc::now(), lease).await;
         // After a failure the connection is closed, not pooled: whatever
         // state the failure left it in (a broken socket, a transaction still
         // being rolled back) cannot reach the next batch. Opening another

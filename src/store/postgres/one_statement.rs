@@ -38,11 +38,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
-use super::write::{bind_events, delivery_totals, distinct, outcomes, INSERT_EVENTS};
+use super::write::{bind_events, bind_lease, delivery_totals, distinct, outcomes, INSERT_EVENTS};
 use crate::{
     store::{
         projection::{processing_outcome, writes, ShopChange, Write},
-        Committed, Result,
+        Committed, Lease, Result,
     },
     tiktok::Event,
 };
@@ -162,11 +162,16 @@ impl<'a> OneStatement<'a> {
 
     /// Runs the statement on `conn`, outside any transaction of its own
     /// making: in its own implicit one, or in the caller's.
-    pub async fn run(self, conn: &mut PgConnection, now: DateTime<Utc>) -> Result<Vec<Committed>> {
+    pub async fn run(
+        self,
+        conn: &mut PgConnection,
+        now: DateTime<Utc>,
+        lease: Option<&Lease>,
+    ) -> Result<Vec<Committed>> {
         let sql = self.sql();
         let query = bind_events(sqlx::query(&sql), &self.distinct, now);
         let positions: Vec<i64> = self.position.values().copied().collect();
-        let query = query.bind(positions);
+        let query = bind_lease(query.bind(positions), lease);
         let rows = &self.statuses;
         let query = match rows.is_empty() {
             true => query,
@@ -215,7 +220,7 @@ impl<'a> OneStatement<'a> {
     /// parameters of each part are numbered after those of the parts
     /// before it.
     fn sql(&self) -> String {
-        let mut next = 14;
+        let mut next = 18;
         let mut number = |part: &str, prefix: &str, count: usize| {
             let mut part = part.to_owned();
             // Highest first, so that `$S1` does not replace the start of `$S10`.
@@ -323,10 +328,12 @@ const HISTORY: &str = "history AS (
          ORDER BY r.ord
          ON CONFLICT DO NOTHING),";
 
-/// One job per new event (every event here is readable), in batch order.
+/// One job per new event (every event here is readable), in batch order:
+/// due, or leased (`$14`…`$17`, as `write::bind_lease` binds them).
 const JOBS: &str = "jobs AS (
-         INSERT INTO jobs (event_id, next_run_at, created_at, updated_at)
-         SELECT f.event_id, $12, $12, $12 FROM fresh f ORDER BY f.position
+         INSERT INTO jobs (event_id, status, attempts, lease_owner, lease_until, next_run_at,
+             created_at, updated_at)
+         SELECT f.event_id, $14, $15, $16, $17, $12, $12, $12 FROM fresh f ORDER BY f.position
          ON CONFLICT DO NOTHING),";
 
 /// The new events' shops, each with its newest envelope timestamp:

@@ -6,15 +6,13 @@
 //! instance is claiming is skipped, not waited for and never taken twice. An
 //! expired lease makes a `running` job claimable again.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
-use sqlx::{Postgres, Row, Transaction};
+use sqlx::Row;
 
-use super::{project::lock_rows, PgStore};
+use super::PgStore;
 use crate::store::{Attempt, AttemptRecord, ClaimedJob, JobOutcome, QueueDepth, Result};
-
-type Tx<'c> = Transaction<'c, Postgres>;
 
 impl PgStore {
     pub async fn claim_jobs(
@@ -23,26 +21,28 @@ impl PgStore {
         limit: i64,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
+        expired: bool,
     ) -> Result<Vec<ClaimedJob>> {
         let rows = sqlx::query(
-            // Expired leases first (older work), then due jobs in due order;
-            // each an index range that stops at the limit. One `WHERE … OR
-            // …` had the planner gather and sort every due job for every
-            // claim, thousands during a burst.
+            // Expired leases first (older work) when asked for, then due
+            // jobs in due order; each an index range that stops at the
+            // limit. One `WHERE … OR …` had the planner gather and sort
+            // every due job for every claim, thousands during a burst.
             "WITH expired AS (
-                 SELECT id, next_run_at FROM jobs
-                 WHERE status = 'running' AND lease_until < $3
+                 SELECT event_id, next_run_at FROM jobs
+                 WHERE $5 AND status = 'running' AND lease_until < $3
                  ORDER BY next_run_at LIMIT $4
                  FOR UPDATE SKIP LOCKED),
              due AS (
-                 SELECT id, next_run_at FROM jobs
+                 SELECT event_id, next_run_at FROM jobs
                  WHERE status = 'pending' AND next_run_at <= $3
                  ORDER BY next_run_at LIMIT $4 - (SELECT COUNT(*) FROM expired)
                  FOR UPDATE SKIP LOCKED),
              claimed AS (
                  UPDATE jobs SET status = 'running', attempts = attempts + 1, lease_owner = $1,
                      lease_until = $2, updated_at = $3
-                 WHERE id IN (SELECT id FROM expired UNION ALL SELECT id FROM due)
+                 WHERE event_id IN (SELECT event_id FROM expired
+                                    UNION ALL SELECT event_id FROM due)
                  RETURNING event_id, attempts, created_at, next_run_at)
              SELECT c.event_id, c.attempts, c.created_at, e.raw_body
              FROM claimed c JOIN webhook_events e ON e.event_id = c.event_id
@@ -52,6 +52,7 @@ impl PgStore {
         .bind(lease_until)
         .bind(now)
         .bind(limit)
+        .bind(expired)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -71,44 +72,70 @@ impl PgStore {
     /// order's processing state. False for an attempt whose lease had been
     /// lost (another worker took the job over).
     ///
-    /// A few multi-row statements per batch, whatever its size (they were
-    /// five per attempt: the queue then cost PostgreSQL more than intake).
-    /// Rows are locked in the order intake locks them (jobs and events by
-    /// event id, then orders by order id), so that a finishing batch and an
-    /// intake batch touching the same events wait rather than deadlock.
+    /// One call of the `finish_jobs` function (migration 0005), one round
+    /// trip: sent as separate statements, a batch took seven, and the queue
+    /// then cost PostgreSQL more than intake. The function locks rows in the
+    /// order intake locks them (jobs and events by event id, then orders by
+    /// order id), so that a finishing batch and an intake batch touching the
+    /// same events wait rather than deadlock.
     pub async fn finish_jobs(&self, attempts: &[Attempt]) -> Result<Vec<bool>> {
-        let mut tx = self.pool.begin().await?;
-        let mut held = vec![false; attempts.len()];
-        let mut order_of: Vec<Option<String>> = vec![None; attempts.len()];
-        for round in rounds(attempts) {
-            let batch: Vec<&Attempt> = round.iter().map(|&i| &attempts[i]).collect();
-            let moved = record_attempts(&mut tx, &batch).await?;
-            let settled: Vec<&Attempt> = batch
-                .iter()
-                .copied()
-                .filter(|a| moved.contains(a.event_id.as_str()))
-                .collect();
-            let orders = settle_events(&mut tx, &settled).await?;
-            for &i in &round {
-                held[i] = moved.contains(attempts[i].event_id.as_str());
-                if held[i] {
-                    order_of[i] = orders.get(attempts[i].event_id.as_str()).cloned().flatten();
-                }
+        let all: Vec<&Attempt> = attempts.iter().collect();
+        let (statuses, next_runs): (Vec<&str>, Vec<Option<DateTime<Utc>>>) = attempts
+            .iter()
+            .map(|a| match &a.outcome {
+                JobOutcome::Success => ("done", None),
+                JobOutcome::Retry { at } => ("pending", Some(*at)),
+                JobOutcome::Dead => ("dead", None),
+            })
+            .unzip();
+        let held: Vec<i64> = sqlx::query_scalar(
+            "SELECT finish_jobs($1::text[], $2::text[], $3::bigint[], $4::timestamptz[],
+                 $5::timestamptz[], $6::text[], $7::bigint[], $8::text[], $9::text[],
+                 $10::timestamptz[], $11::bigint[])",
+        )
+        .bind(column(&all, |a| a.event_id.as_str()))
+        .bind(column(&all, |a| a.owner.as_str()))
+        .bind(column(&all, |a| a.attempt))
+        .bind(column(&all, |a| a.started_at))
+        .bind(column(&all, |a| a.finished_at))
+        .bind(column(&all, |a| a.outcome.as_str()))
+        .bind(column(&all, |a| a.status_code.map(i64::from)))
+        .bind(column(&all, |a| a.error.as_deref()))
+        .bind(statuses)
+        .bind(next_runs)
+        .bind(rounds(attempts))
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = vec![false; attempts.len()];
+        for position in held {
+            if let Some(slot) = usize::try_from(position - 1)
+                .ok()
+                .and_then(|i| out.get_mut(i))
+            {
+                *slot = true;
             }
         }
-        // Each order's error is that of its last attempt in the batch (in
-        // the worker's order, not the rounds' event id order), as if the
-        // attempts had been recorded one after the other.
-        let mut orders: BTreeMap<String, Option<&str>> = BTreeMap::new();
-        for (i, order_id) in order_of.into_iter().enumerate() {
-            if let Some(order_id) = order_id {
-                orders.insert(order_id, attempts[i].error.as_deref());
-            }
-        }
-        let now = attempts.iter().map(|a| a.finished_at).max();
-        settle_orders(&mut tx, &orders, now.unwrap_or_else(Utc::now)).await?;
-        tx.commit().await?;
-        Ok(held)
+        Ok(out)
+    }
+
+    /// Moves `owner`'s leases on these events' jobs to `until`; returns the
+    /// events whose job it still held (running, leased to it).
+    pub async fn extend_leases(
+        &self,
+        owner: &str,
+        event_ids: &[String],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        Ok(sqlx::query_scalar(
+            "UPDATE jobs SET lease_until = $3
+             WHERE event_id = ANY($1::text[]) AND lease_owner = $2 AND status = 'running'
+             RETURNING event_id",
+        )
+        .bind(event_ids)
+        .bind(owner)
+        .bind(until)
+        .fetch_all(&self.pool)
+        .await?)
     }
 
     /// Gives back every lease `owner` holds (graceful shutdown): the jobs are
@@ -228,25 +255,18 @@ impl PgStore {
     }
 }
 
-/// The attempts as rounds of distinct event ids, each sorted by event id
-/// (the lock order): round k holds the k-th attempt of every event that has
-/// one. A worker's batch claims each job once, so there is almost always
-/// one round; a statement may not change one row twice.
-fn rounds(attempts: &[Attempt]) -> Vec<Vec<usize>> {
-    let mut by_event: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
-    for (i, attempt) in attempts.iter().enumerate() {
-        by_event
-            .entry(attempt.event_id.as_str())
-            .or_default()
-            .push(i);
-    }
-    let depth = by_event.values().map(Vec::len).max().unwrap_or(0);
-    (0..depth)
-        .map(|k| {
-            by_event
-                .values()
-                .filter_map(|all| all.get(k).copied())
-                .collect()
+/// Each attempt's round: the k-th attempt of an event in the batch is in
+/// round k, so that a round holds each event at most once (a statement may
+/// not change one row twice). A worker's batch claims each job once, so
+/// there is almost always one round.
+fn rounds(attempts: &[Attempt]) -> Vec<i64> {
+    let mut seen: HashMap<&str, i64> = HashMap::new();
+    attempts
+        .iter()
+        .map(|a| {
+            let round = seen.entry(a.event_id.as_str()).or_insert(0);
+            *round += 1;
+            *round - 1
         })
         .collect()
 }
@@ -254,138 +274,4 @@ fn rounds(attempts: &[Attempt]) -> Vec<Vec<usize>> {
 /// One value per attempt, for an `UNNEST` array.
 fn column<'a, T>(attempts: &[&'a Attempt], f: impl Fn(&'a Attempt) -> T) -> Vec<T> {
     attempts.iter().map(|a| f(a)).collect()
-}
-
-/// Keeps the attempts; moves each job on where this worker still holds its
-/// lease. Returns the event ids of the jobs moved on.
-///
-/// The jobs are locked first, in event id order, by the `IN` subquery (its
-/// rows are sorted before they are locked, and the update only touches rows
-/// it returned), so that the lock order holds whatever plan runs the update.
-async fn record_attempts(tx: &mut Tx<'_>, attempts: &[&Attempt]) -> Result<HashSet<String>> {
-    if attempts.is_empty() {
-        return Ok(HashSet::new());
-    }
-    let event_ids = column(attempts, |a| a.event_id.as_str());
-    let errors = column(attempts, |a| a.error.as_deref());
-    let finished = column(attempts, |a| a.finished_at);
-    sqlx::query(
-        "INSERT INTO job_attempts (event_id, attempt, started_at, finished_at, outcome,
-             status_code, error)
-         SELECT * FROM UNNEST($1::text[], $2::bigint[], $3::timestamptz[], $4::timestamptz[],
-                              $5::text[], $6::bigint[], $7::text[])",
-    )
-    .bind(&event_ids)
-    .bind(column(attempts, |a| a.attempt))
-    .bind(column(attempts, |a| a.started_at))
-    .bind(&finished)
-    .bind(column(attempts, |a| a.outcome.as_str()))
-    .bind(column(attempts, |a| a.status_code.map(i64::from)))
-    .bind(&errors)
-    .execute(&mut **tx)
-    .await?;
-    let (statuses, next_runs): (Vec<&str>, Vec<Option<DateTime<Utc>>>) = attempts
-        .iter()
-        .map(|a| match &a.outcome {
-            JobOutcome::Success => ("done", None),
-            JobOutcome::Retry { at } => ("pending", Some(*at)),
-            JobOutcome::Dead => ("dead", None),
-        })
-        .unzip();
-    let moved: Vec<String> = sqlx::query_scalar(
-        "UPDATE jobs j SET status = a.status, next_run_at = COALESCE(a.next_run_at, j.next_run_at),
-             lease_owner = NULL, lease_until = NULL, last_error = a.error,
-             updated_at = a.finished_at
-         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[],
-                     $6::timestamptz[])
-             AS a(event_id, owner, status, next_run_at, error, finished_at)
-         WHERE j.event_id = a.event_id AND j.lease_owner = a.owner AND j.status = 'running'
-           AND j.id IN (
-               SELECT l.id FROM jobs l
-               JOIN UNNEST($1::text[]) WITH ORDINALITY AS k(event_id, ord) USING (event_id)
-               ORDER BY k.ord FOR NO KEY UPDATE OF l)
-         RETURNING j.event_id",
-    )
-    .bind(&event_ids)
-    .bind(column(attempts, |a| a.owner.as_str()))
-    .bind(statuses)
-    .bind(next_runs)
-    .bind(&errors)
-    .bind(&finished)
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(moved.into_iter().collect())
-}
-
-/// Each held attempt's event processing state; returns each event's order.
-/// Locked in event id order, as in [`record_attempts`].
-async fn settle_events(
-    tx: &mut Tx<'_>,
-    attempts: &[&Attempt],
-) -> Result<HashMap<String, Option<String>>> {
-    if attempts.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let rows: Vec<(String, Option<String>)> = sqlx::query_as(
-        "UPDATE webhook_events e SET processed = a.processed, success = a.success,
-             error_message = a.error
-         FROM UNNEST($1::text[], $2::boolean[], $3::boolean[], $4::text[])
-             AS a(event_id, processed, success, error)
-         WHERE e.event_id = a.event_id
-           AND e.id IN (
-               SELECT l.id FROM webhook_events l
-               JOIN UNNEST($1::text[]) WITH ORDINALITY AS k(event_id, ord) USING (event_id)
-               ORDER BY k.ord FOR NO KEY UPDATE OF l)
-         RETURNING e.event_id, e.order_id",
-    )
-    .bind(column(attempts, |a| a.event_id.as_str()))
-    .bind(column(attempts, |a| {
-        !matches!(a.outcome, JobOutcome::Retry { .. })
-    }))
-    .bind(column(attempts, |a| a.outcome == JobOutcome::Success))
-    .bind(column(attempts, |a| a.error.as_deref()))
-    .fetch_all(&mut **tx)
-    .await?;
-    Ok(rows.into_iter().collect())
-}
-
-/// An order is processed when none of its events' jobs is left undone.
-///
-/// Two instances finishing two jobs of one order at once would each see the
-/// other's job as undone if they judged from the same moment. Locking the
-/// order rows first (in order id order) makes the second wait for the first
-/// to commit; its next statement then sees that commit (READ COMMITTED takes
-/// a new snapshot per statement), so the last one to finish sets the final
-/// answer. That is why the lock and the update are two statements.
-async fn settle_orders(
-    tx: &mut Tx<'_>,
-    orders: &BTreeMap<String, Option<&str>>,
-    now: DateTime<Utc>,
-) -> Result<()> {
-    if orders.is_empty() {
-        return Ok(());
-    }
-    let order_ids: Vec<&str> = orders.keys().map(String::as_str).collect();
-    lock_rows(
-        tx,
-        "SELECT FROM tiktok_orders WHERE order_id = ANY($1::text[])
-         ORDER BY order_id COLLATE \"C\" FOR NO KEY UPDATE",
-        &order_ids,
-    )
-    .await?;
-    sqlx::query(
-        "UPDATE tiktok_orders o SET
-             processed = NOT EXISTS (
-                 SELECT 1 FROM webhook_events e JOIN jobs j ON j.event_id = e.event_id
-                 WHERE e.order_id = o.order_id AND j.status != 'done'),
-             error_message = a.error, updated_at = $3
-         FROM UNNEST($1::text[], $2::text[]) AS a(order_id, error)
-         WHERE o.order_id = a.order_id",
-    )
-    .bind(&order_ids)
-    .bind(orders.values().copied().collect::<Vec<_>>())
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(())
 }

@@ -27,7 +27,7 @@ use super::{one_statement::OneStatement, project::Plan};
 use crate::{
     store::{
         projection::{processing_outcome, writes, Write},
-        Committed, Result, StoreError,
+        Committed, Lease, Result, StoreError,
     },
     tiktok::Event,
 };
@@ -40,12 +40,13 @@ pub async fn commit(
     conn: &mut PgConnection,
     events: &[Event],
     now: DateTime<Utc>,
+    lease: Option<&Lease>,
 ) -> Result<Vec<Committed>> {
     if let Some(batch) = OneStatement::of(events) {
-        return batch.run(conn, now).await;
+        return batch.run(conn, now, lease).await;
     }
     let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-    let outcomes = store_events(&mut tx, events, now).await?;
+    let outcomes = store_events(&mut tx, events, now, lease).await?;
     tx.commit().await?;
     Ok(outcomes)
 }
@@ -57,6 +58,7 @@ pub async fn store_events(
     tx: &mut Tx<'_>,
     events: &[Event],
     now: DateTime<Utc>,
+    lease: Option<&Lease>,
 ) -> Result<Vec<Committed>> {
     let distinct = distinct(events);
     let totals = insert_events(tx, &distinct, now).await?;
@@ -89,7 +91,7 @@ pub async fn store_events(
         }
     }
     plan.apply(tx, now).await?;
-    enqueue(tx, &queued, now).await?;
+    enqueue(tx, &queued, now, lease).await?;
     Ok(outcomes)
 }
 
@@ -141,22 +143,43 @@ fn is_final(event: &Event) -> bool {
     !processing_outcome(event).0
 }
 
-/// One job per queued event, due now. Job rows belong to events this
-/// transaction has just inserted, so no other transaction waits for them.
-pub(super) async fn enqueue(tx: &mut Tx<'_>, event_ids: &[&str], now: DateTime<Utc>) -> Result<()> {
+/// One job per queued event: due now, or already leased (see [`Lease`]).
+/// Job rows belong to events this transaction has just inserted, so no other
+/// transaction waits for them.
+pub(super) async fn enqueue(
+    tx: &mut Tx<'_>,
+    event_ids: &[&str],
+    now: DateTime<Utc>,
+    lease: Option<&Lease>,
+) -> Result<()> {
     if event_ids.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "INSERT INTO jobs (event_id, next_run_at, created_at, updated_at)
-         SELECT event_id, $2, $2, $2 FROM UNNEST($1::text[]) AS event_id
-         ON CONFLICT DO NOTHING",
-    )
-    .bind(event_ids)
-    .bind(now)
-    .execute(&mut **tx)
-    .await?;
+    let sql = "INSERT INTO jobs (event_id, status, attempts, lease_owner, lease_until,
+             next_run_at, created_at, updated_at)
+         SELECT event_id, $3, $4, $5, $6, $2, $2, $2 FROM UNNEST($1::text[]) AS event_id
+         ON CONFLICT DO NOTHING";
+    bind_lease(sqlx::query(sql).bind(event_ids).bind(now), lease)
+        .execute(&mut **tx)
+        .await?;
     Ok(())
+}
+
+/// Binds a new job's `status`, `attempts`, `lease_owner` and `lease_until`:
+/// pending and never tried, or running its first attempt under `lease`.
+pub(super) fn bind_lease<'q>(
+    query: Query<'q, Postgres, PgArguments>,
+    lease: Option<&'q Lease>,
+) -> Query<'q, Postgres, PgArguments> {
+    let (status, attempts) = match lease {
+        Some(_) => ("running", 1_i64),
+        None => ("pending", 0),
+    };
+    query
+        .bind(status)
+        .bind(attempts)
+        .bind(lease.map(|l| l.owner.as_str()))
+        .bind(lease.map(|l| l.until))
 }
 
 /// The dedupe insert of a batch's distinct events, without its RETURNING

@@ -22,7 +22,7 @@ use sqlx::{
 use super::{
     raw_json,
     time::{from_text, to_text},
-    Committed, EventFilter, EventRecord, HistoryEntry, OrderRecord, OrderStat, Page, Result,
+    Committed, EventFilter, EventRecord, HistoryEntry, Lease, OrderRecord, OrderStat, Page, Result,
     StoreError, WebhookStat,
 };
 use crate::tiktok::Event;
@@ -186,11 +186,15 @@ impl SqliteStore {
 
     /// Stores the batch in one transaction. The events are copied for the
     /// writer thread (the copies share the bodies' bytes).
-    pub async fn commit(&self, events: &[Event]) -> Result<Vec<Committed>> {
+    pub async fn commit(&self, events: &[Event], lease: Option<&Lease>) -> Result<Vec<Committed>> {
         let events = events.to_vec();
+        let lease = lease.map(|l| (l.owner.clone(), to_text(l.until)));
         self.write(move |tx| {
             let now = to_text(Utc::now());
-            let mut batch = write::Batch::new(tx, &now);
+            let lease = lease
+                .as_ref()
+                .map(|(owner, until)| (owner.as_str(), until.as_str()));
+            let mut batch = write::Batch::new(tx, &now, lease);
             let outcomes = events
                 .iter()
                 .map(|event| batch.store_event(event))
@@ -441,11 +445,14 @@ mod tests {
                 .unwrap();
             store.migrate().await.unwrap();
             if batched {
-                let outcomes = store.commit(&events).await.unwrap();
+                let outcomes = store.commit(&events, None).await.unwrap();
                 assert!(outcomes[3].duplicate, "the second copy in one batch");
             } else {
                 for event in &events {
-                    store.commit(std::slice::from_ref(event)).await.unwrap();
+                    store
+                        .commit(std::slice::from_ref(event), None)
+                        .await
+                        .unwrap();
                 }
             }
             shops.push(store.shop("77").await.unwrap().expect("the shop row"));
@@ -489,7 +496,7 @@ mod tests {
             .unwrap();
         assert_eq!(rows, 0, "the refused write's insert was rolled back");
         store.ping().await.unwrap();
-        store.commit(&[event(5, 10)]).await.unwrap();
+        store.commit(&[event(5, 10)], None).await.unwrap();
         assert!(store.event("5").await.unwrap().is_some());
     }
 
@@ -518,7 +525,7 @@ mod tests {
             .await;
         assert!(failed.is_err());
 
-        store.commit(&[event(4, 10)]).await.unwrap();
+        store.commit(&[event(4, 10)], None).await.unwrap();
         assert!(
             store.event("4").await.unwrap().is_some(),
             "a later commit is really committed, not nested in the failed one"
@@ -543,7 +550,7 @@ mod tests {
             })
             .await
             .unwrap();
-        assert!(store.commit(&[event(1, 200_000)]).await.is_err());
+        assert!(store.commit(&[event(1, 200_000)], None).await.is_err());
         assert!(
             store.ping().await.is_err(),
             "health reports the failed write"
@@ -551,7 +558,7 @@ mod tests {
 
         // The connection that failed was replaced: no cap, no open
         // transaction left behind, and the commit really commits.
-        let stored = store.commit(&[event(2, 10)]).await.unwrap();
+        let stored = store.commit(&[event(2, 10)], None).await.unwrap();
         assert!(!stored[0].duplicate);
         assert!(store.event("2").await.unwrap().is_some(), "readers see it");
         assert!(store.event("1").await.unwrap().is_none());
@@ -565,7 +572,7 @@ mod tests {
         let store = SqliteStore::open(&path, 2).await.unwrap();
         store.migrate().await.unwrap();
         std::fs::remove_file(&path).unwrap();
-        assert!(store.commit(&[event(3, 10)]).await.is_err());
+        assert!(store.commit(&[event(3, 10)], None).await.is_err());
         assert!(store.ping().await.is_err());
     }
 }

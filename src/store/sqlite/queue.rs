@@ -22,18 +22,23 @@ impl SqliteStore {
         limit: i64,
         lease_until: DateTime<Utc>,
         now: DateTime<Utc>,
+        expired: bool,
     ) -> Result<Vec<ClaimedJob>> {
         let (owner, now, lease_until) = (owner.to_owned(), to_text(now), to_text(lease_until));
         self.write_background(move |tx| {
-            // Expired leases first (older work), then due jobs in due order.
-            // Two statements, each an index range that stops at the limit:
-            // one `WHERE … OR …` made SQLite collect and sort every due job,
-            // which during a burst is thousands, for every claim.
-            let mut claimed = claim(
-                tx,
-                "status = 'running' AND lease_until < ?3",
-                (&owner, &lease_until, &now, limit),
-            )?;
+            // Expired leases first (older work) when asked for, then due
+            // jobs in due order. Two statements, each an index range that
+            // stops at the limit: one `WHERE … OR …` made SQLite collect and
+            // sort every due job, which during a burst is thousands, for
+            // every claim.
+            let mut claimed = match expired {
+                true => claim(
+                    tx,
+                    "status = 'running' AND lease_until < ?3",
+                    (&owner, &lease_until, &now, limit),
+                )?,
+                false => Vec::new(),
+            };
             let left = limit - claimed.len() as i64;
             if left > 0 {
                 claimed.extend(claim(
@@ -68,6 +73,31 @@ impl SqliteStore {
         let attempts = attempts.to_vec();
         self.write_background(move |tx| attempts.iter().map(|a| finish_job(tx, a)).collect())
             .await
+    }
+
+    /// Moves `owner`'s leases on these events' jobs to `until`; returns the
+    /// events whose job it still held (running, leased to it).
+    pub async fn extend_leases(
+        &self,
+        owner: &str,
+        event_ids: &[String],
+        until: DateTime<Utc>,
+    ) -> Result<Vec<String>> {
+        let (owner, ids, until) = (owner.to_owned(), event_ids.to_vec(), to_text(until));
+        self.write(move |tx| {
+            let mut extend = tx.prepare_cached(
+                "UPDATE jobs SET lease_until = ?3
+                 WHERE event_id = ?1 AND lease_owner = ?2 AND status = 'running'",
+            )?;
+            let mut held = Vec::new();
+            for id in ids {
+                if extend.execute(params![id, owner, until])? == 1 {
+                    held.push(id);
+                }
+            }
+            Ok(held)
+        })
+        .await
     }
 
     /// Gives back every lease `owner` holds (graceful shutdown): the jobs are

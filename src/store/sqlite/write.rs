@@ -32,14 +32,18 @@ use crate::{
 pub struct Batch<'t> {
     tx: &'t Transaction<'t>,
     now: &'t str,
+    /// The new jobs' lease owner and end (text), when they are created
+    /// leased (see [`crate::store::Lease`]).
+    lease: Option<(&'t str, &'t str)>,
     activity: BTreeMap<String, Option<i64>>,
 }
 
 impl<'t> Batch<'t> {
-    pub fn new(tx: &'t Transaction<'t>, now: &'t str) -> Self {
+    pub fn new(tx: &'t Transaction<'t>, now: &'t str, lease: Option<(&'t str, &'t str)>) -> Self {
         Self {
             tx,
             now,
+            lease,
             activity: BTreeMap::new(),
         }
     }
@@ -96,7 +100,7 @@ impl<'t> Batch<'t> {
                 }
             }
             if !processed {
-                ctx.enqueue()?;
+                ctx.enqueue(self.lease)?;
             } else if let (Some(order_id), Some(reason)) = (event.order_id(), error) {
                 // Unreadable, so never queued: its order shows the failure.
                 tx.prepare_cached(
@@ -193,12 +197,25 @@ impl Ctx<'_> {
         }
     }
 
-    /// The event's job, due now; its order waits for it.
-    fn enqueue(&self) -> Result<()> {
+    /// The event's job, due now or already leased (`lease`: owner, end);
+    /// its order waits for it.
+    fn enqueue(&self, lease: Option<(&str, &str)>) -> Result<()> {
+        let (status, attempts) = match lease {
+            Some(_) => ("running", 1),
+            None => ("pending", 0),
+        };
         self.run(
-            "INSERT INTO jobs (event_id, next_run_at, created_at, updated_at)
-             VALUES (?1, ?2, ?2, ?2) ON CONFLICT DO NOTHING",
-            params![self.event.id.as_str(), self.now],
+            "INSERT INTO jobs (event_id, status, attempts, lease_owner, lease_until, next_run_at,
+                 created_at, updated_at)
+             VALUES (?1, ?3, ?4, ?5, ?6, ?2, ?2, ?2) ON CONFLICT DO NOTHING",
+            params![
+                self.event.id.as_str(),
+                self.now,
+                status,
+                attempts,
+                lease.map(|l| l.0),
+                lease.map(|l| l.1)
+            ],
         )?;
         if let Some(order_id) = self.event.order_id() {
             // A new order row already says 0: no write then.

@@ -87,7 +87,7 @@ impl Database {
     /// the general path), at the fixed time `now`.
     async fn commit(&self, events: &[Event], now: DateTime<Utc>) -> Vec<Committed> {
         let mut conn = self.store.writer.acquire().await.unwrap();
-        write::commit(&mut conn, events, now).await.unwrap()
+        write::commit(&mut conn, events, now, None).await.unwrap()
     }
 
     /// Stores `events` one at a time, each in its own transaction, with the
@@ -739,7 +739,7 @@ async fn two_instances_with_overlapping_one_statement_batches_all_go_in() {
                     .collect();
                 let events: Vec<Event> = bodies.iter().map(|b| event(b)).collect();
                 assert!(super::one_statement::OneStatement::of(&events).is_some());
-                if let Err(e) = store.commit(&events).await {
+                if let Err(e) = store.commit(&events, None).await {
                     panic!("instance {instance}, batch {round}: {e}");
                 }
             }
@@ -778,10 +778,13 @@ async fn a_batch_chosen_to_break_a_deadlock_is_run_again() {
         ))
     };
     db.store
-        .commit(&[
-            status("7409101", "578101", 1),
-            status("7409102", "578102", 1),
-        ])
+        .commit(
+            &[
+                status("7409101", "578101", 1),
+                status("7409102", "578102", 1),
+            ],
+            None,
+        )
         .await
         .unwrap();
 
@@ -801,10 +804,13 @@ async fn a_batch_chosen_to_break_a_deadlock_is_run_again() {
     let store = db.store.clone();
     let batch = tokio::spawn(async move {
         store
-            .commit(&[
-                status("7409111", "578101", 2),
-                status("7409112", "578102", 2),
-            ])
+            .commit(
+                &[
+                    status("7409111", "578101", 2),
+                    status("7409112", "578102", 2),
+                ],
+                None,
+            )
             .await
     });
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
@@ -848,7 +854,7 @@ async fn two_instances_with_overlapping_batches_wait_rather_than_deadlock() {
     };
     let bodies: Vec<String> = (0..400).map(|_| warm_up.event()).collect();
     let events: Vec<Event> = bodies.iter().map(|b| event(b)).collect();
-    db.store.commit(&events).await.unwrap();
+    db.store.commit(&events, None).await.unwrap();
     let rows: (i64, i64, i64, i64, i64) = sqlx::query_as(
         "SELECT (SELECT count(*) FROM tiktok_orders), (SELECT count(*) FROM order_requests),
              (SELECT count(*) FROM packages), (SELECT count(*) FROM products),
@@ -876,7 +882,7 @@ async fn two_instances_with_overlapping_batches_wait_rather_than_deadlock() {
             for round in 0..30 {
                 let bodies: Vec<String> = (0..24).map(|_| generator.event()).collect();
                 let events: Vec<Event> = bodies.iter().map(|b| event(b)).collect();
-                if let Err(e) = store.commit_once(&events).await {
+                if let Err(e) = store.commit_once(&events, None).await {
                     panic!("instance {instance}, batch {round}: {e}");
                 }
             }
@@ -946,7 +952,13 @@ async fn an_orders_error_is_that_of_its_last_attempt_in_the_batch() {
     // The larger id fails first, the smaller succeeds last: no error.
     let claimed = db
         .store
-        .claim_jobs("worker", 10, now() + chrono::Duration::minutes(5), now())
+        .claim_jobs(
+            "worker",
+            10,
+            now() + chrono::Duration::minutes(5),
+            now(),
+            true,
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 2);
@@ -965,7 +977,13 @@ async fn an_orders_error_is_that_of_its_last_attempt_in_the_batch() {
     let later = now() + chrono::Duration::hours(2);
     let claimed = db
         .store
-        .claim_jobs("worker", 10, later + chrono::Duration::minutes(5), later)
+        .claim_jobs(
+            "worker",
+            10,
+            later + chrono::Duration::minutes(5),
+            later,
+            true,
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
@@ -1027,7 +1045,7 @@ async fn ping_reports_failing_writes_and_recovers_by_itself() {
     read_only(true).await;
     let mut refused = None;
     for n in 0..5 {
-        match db.store.commit(&[order(n)]).await {
+        match db.store.commit(&[order(n)], None).await {
             Err(e) if e.to_string().contains("read-only") => {
                 refused = Some(e);
                 break;
@@ -1064,6 +1082,6 @@ async fn ping_reports_failing_writes_and_recovers_by_itself() {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     assert!(healthy, "ping's test commit cleared the failure");
-    assert_eq!(db.store.commit(&[order(9)]).await.unwrap().len(), 1);
+    assert_eq!(db.store.commit(&[order(9)], None).await.unwrap().len(), 1);
     db.drop().await;
 }

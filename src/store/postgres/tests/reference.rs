@@ -45,7 +45,7 @@ pub async fn store_event(tx: &mut Tx<'_>, event: &Event, now: DateTime<Utc>) -> 
         }
     }
     if readable {
-        enqueue(tx, &[event.id.as_str()], now).await?;
+        enqueue(tx, &[event.id.as_str()], now, None).await?;
     }
     Ok(Committed {
         duplicate: false,
