@@ -8,6 +8,7 @@ pub mod backoff;
 pub mod forward;
 pub mod handler;
 mod handoff;
+mod recorder;
 mod wake;
 mod worker;
 

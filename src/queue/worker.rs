@@ -1,5 +1,6 @@
-//! The workers: claim, handle, record, repeat; stop claiming at shutdown,
-//! let running jobs end within the bound, give the rest of the leases back.
+//! The workers: take handed jobs or claim due ones, handle them, pass the
+//! attempts to the recorder, repeat; stop at shutdown, let running jobs end
+//! within the bound, give the rest of the leases back.
 
 use std::{
     sync::{Arc, Mutex},
@@ -8,10 +9,17 @@ use std::{
 
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use tokio::{sync::watch, task::JoinSet};
+use tokio::{
+    sync::{mpsc, watch},
+    task::JoinSet,
+};
 use tracing::Instrument;
 
-use super::{handoff::HandedJob, EventHandler, HandlerError, Handoff, QueueSettings, Wake};
+use super::{
+    handoff::HandedJob,
+    recorder::{self, Finished},
+    EventHandler, HandlerError, Handoff, QueueSettings, Wake,
+};
 use crate::{
     clock::Clock,
     store::{Attempt, ClaimedJob, JobOutcome, Store},
@@ -43,6 +51,8 @@ const DEPTH_INTERVAL: Duration = Duration::from_secs(1);
 pub struct QueueHandle {
     stop: watch::Sender<bool>,
     workers: JoinSet<()>,
+    /// Ends once the workers are gone and their attempts are recorded.
+    recorder: tokio::task::JoinHandle<()>,
     queue: Queue,
 }
 
@@ -80,13 +90,16 @@ impl Queue {
 
     pub fn start(self) -> QueueHandle {
         let (stop, stopped) = watch::channel(false);
+        let count = self.settings.workers.max(1);
+        let (finished, recorder) = recorder::spawn(self.store.clone(), self.handoff(), count);
         let mut workers = JoinSet::new();
-        for _ in 0..self.settings.workers.max(1) {
-            workers.spawn(self.clone().run(stopped.clone()));
+        for _ in 0..count {
+            workers.spawn(self.clone().run(stopped.clone(), finished.clone()));
         }
         QueueHandle {
             stop,
             workers,
+            recorder,
             queue: self,
         }
     }
@@ -95,7 +108,7 @@ impl Queue {
         self.clock.now()
     }
 
-    async fn run(self, mut stopped: watch::Receiver<bool>) {
+    async fn run(self, mut stopped: watch::Receiver<bool>, finished: mpsc::Sender<Finished>) {
         let mut last_claim = Instant::now()
             .checked_sub(super::wake::BURST_GAP)
             .unwrap_or_else(Instant::now);
@@ -107,6 +120,7 @@ impl Queue {
             expired: Instant::now()
                 .checked_sub(self.settings.poll)
                 .unwrap_or_else(Instant::now),
+            table_turn: false,
         };
         while !*stopped.borrow() {
             let pause = match behind {
@@ -136,26 +150,34 @@ impl Queue {
                 }
                 continue;
             }
-            // The claimed jobs run side by side, and their attempts are
-            // recorded together: one transaction (one disk sync) per batch.
+            // The jobs run side by side; the recorder records their attempts
+            // with other workers' (see `recorder.rs`).
             let attempts =
                 futures::future::join_all(jobs.into_iter().map(|j| self.process(j))).await;
-            self.record(&attempts).await;
-            self.handoff.finished(from_handoff);
+            let batch = Finished {
+                attempts,
+                handed: from_handoff,
+            };
+            if finished.send(batch).await.is_err() {
+                tracing::error!("the recorder is gone; the attempts' leases will run out");
+                break;
+            }
         }
     }
 
     /// The next jobs, and how many of them came from the hand-off: handed
-    /// jobs first, due jobs from the table when there are none. The table
-    /// gets a turn before the hand-off when intake left jobs there or a
-    /// retry made one due ([`Wake::take_table_work`]), and every
-    /// `QUEUE_POLL_INTERVAL` in any case, so that retries coming due and
-    /// other instances' jobs are not left behind while the hand-off never
-    /// runs dry.
+    /// jobs first, due jobs from the table when there are none. When intake
+    /// left jobs in the table or a retry made one due
+    /// ([`Wake::take_table_work`]), the table goes first every other turn,
+    /// so that neither a backlog there nor a steady flow of handed jobs
+    /// holds the other up; and every `QUEUE_POLL_INTERVAL` in any case, so
+    /// that retries coming due and other instances' jobs are not left
+    /// behind while the hand-off never runs dry.
     async fn next_jobs(&self, looked: &mut Looked) -> (Vec<Job>, usize) {
         let batch = self.settings.batch.max(1) as usize;
-        let table_first =
-            looked.table.elapsed() >= self.settings.poll || self.wake.take_table_work();
+        looked.table_turn = !looked.table_turn;
+        let table_first = looked.table.elapsed() >= self.settings.poll
+            || (looked.table_turn && self.wake.take_table_work());
         if !table_first {
             let handed = self.handoff.take(batch);
             if !handed.is_empty() {
@@ -292,23 +314,6 @@ impl Queue {
         }
     }
 
-    async fn record(&self, attempts: &[Attempt]) {
-        match self.store.finish_jobs(attempts).await {
-            Ok(held) => {
-                for (attempt, held) in attempts.iter().zip(held) {
-                    if !held {
-                        tracing::warn!(
-                            event_id = %attempt.event_id,
-                            "the lease ran out during the attempt; another worker owns the job now"
-                        );
-                    }
-                }
-            }
-            // The leases will run out and the jobs will be tried again.
-            Err(error) => tracing::error!(error = %error, "could not record the attempts"),
-        }
-    }
-
     /// Success, a retry at a backed-off time, or dead when the attempts or
     /// the time budget are used up.
     fn judge(
@@ -348,10 +353,12 @@ impl Queue {
     }
 }
 
-/// When a worker last looked at the table, and for expired leases.
+/// When a worker last looked at the table, and for expired leases; and
+/// whether the table may go first this turn.
 struct Looked {
     table: Instant,
     expired: Instant,
+    table_turn: bool,
 }
 
 /// A job this worker holds the lease of, claimed or handed.
@@ -398,7 +405,11 @@ impl QueueHandle {
         if drained.is_err() {
             tracing::warn!("jobs still running at the shutdown bound; giving their leases back");
             self.workers.abort_all();
+            while self.workers.join_next().await.is_some() {}
         }
+        // The workers' senders are gone with them: the recorder records
+        // what it was given and ends.
+        let _ = self.recorder.await;
         // Batches being committed finish leasing their jobs to this
         // instance first: every lease it holds is then given back below.
         self.queue.handoff.close().await;
