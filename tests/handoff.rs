@@ -94,6 +94,38 @@ async fn a_job_created_leased_is_its_owners_until_the_lease_runs_out(db: Db) {
     store.close().await;
 }
 
+/// A handed job that waited in memory past its lease, and was claimed again
+/// meanwhile by another worker of the same instance, is not run a second
+/// time: its lease can no longer be extended.
+async fn a_handed_job_claimed_again_by_its_own_instance_cannot_be_extended(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _database) = fresh_database(db, dir.path()).await;
+    let store = open(&url).await;
+    let now = Utc::now();
+    let minute = TimeDelta::seconds(60);
+    store
+        .commit(&[event("7405")], Some(&lease("a", now + minute)))
+        .await
+        .unwrap();
+    let later = now + minute * 2;
+    let claimed = store
+        .claim_jobs("a", 10, later + minute, later, true)
+        .await
+        .unwrap();
+    assert_eq!(
+        claimed.len(),
+        1,
+        "the expired lease is claimed by the same owner"
+    );
+    let ids = ["7405".to_owned()];
+    let extended = store
+        .extend_leases("a", &ids, later + minute)
+        .await
+        .unwrap();
+    assert!(extended.is_empty(), "the handed copy lost its job");
+    store.close().await;
+}
+
 async fn a_job_created_leased_is_given_back_with_its_owners_leases(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let (url, _database) = fresh_database(db, dir.path()).await;
@@ -195,6 +227,7 @@ async fn a_graceful_stop_gives_back_the_leases_of_events_waiting_in_memory(db: D
 
 on_both_databases!(
     a_job_created_leased_is_its_owners_until_the_lease_runs_out,
+    a_handed_job_claimed_again_by_its_own_instance_cannot_be_extended,
     a_job_created_leased_is_given_back_with_its_owners_leases,
     a_graceful_stop_gives_back_the_leases_of_events_waiting_in_memory,
 );

@@ -254,8 +254,8 @@ impl Store {
         dispatch!(self, s => s.claim_jobs(owner, limit, lease_until, now, expired).await)
     }
 
-    /// Moves the leases `owner` holds on these events' jobs to `until`;
-    /// returns the events whose lease it still held.
+    /// Moves the leases `owner` holds on these handed jobs (first attempt)
+    /// to `until`; returns the events whose lease it still held.
     pub async fn extend_leases(
         &self,
         owner: &str,

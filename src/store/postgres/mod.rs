@@ -211,12 +211,12 @@ impl PgStore {
 
 /// How many times a batch is tried when PostgreSQL ends it for a conflict
 /// with another transaction.
-const COMMIT_ATTEMPTS: u32 = 3;
+pub(super) const COMMIT_ATTEMPTS: u32 = 3;
 
 /// A deadlock (40P01) or serialization failure (40001): the transaction
 /// lost a conflict with another one and was rolled back; the same work can
 /// simply be done again.
-fn is_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
+pub(super) fn is_conflict(error: &(dyn std::error::Error + 'static)) -> bool {
     match error.downcast_ref::<sqlx::Error>() {
         Some(sqlx::Error::Database(db)) => {
             matches!(db.code().as_deref(), Some("40P01" | "40001"))

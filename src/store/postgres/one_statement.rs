@@ -21,17 +21,22 @@
 //! What each write does is the general path's statement, joined to `fresh`;
 //! the random-batch tests hold both to the same per-event reference.
 //!
-//! Locks: each table's rows are taken in key order, as on the general path,
-//! but the order in which PostgreSQL runs the `WITH` parts is its own. Two
-//! instances writing the same orders at the same instant may then deadlock;
-//! PostgreSQL ends one, and `PgStore::commit` runs it again.
+//! Locks: each table's rows are taken in key order by one part of the
+//! statement, as on the general path. That is why status changes and
+//! address updates never go together here: two upserts of `tiktok_orders`,
+//! run in whichever order PostgreSQL picks, would take the rows out of key
+//! order, and could deadlock with the queue's `finish_jobs`, which locks
+//! orders in key order. The general path locks such a batch's orders in
+//! key order first. The order in which the `WITH` parts run between tables
+//! is PostgreSQL's own; two instances writing the same rows at the same
+//! instant may then deadlock, PostgreSQL ends one, and `PgStore::commit`
+//! runs it again.
 //!
-//! Shop activity: a shop new to the database is inserted with the batch's
-//! activity, a known one moves forward only where the activity does (so the
-//! row is locked only then, as on the general path). One case differs from
-//! it: when two batches create the same new shop at the same instant, the
-//! one that waited does not see the other's row and leaves its activity,
-//! at most a few seconds newer, unwritten until that shop's next batch.
+//! Shop activity, as on the general path: a shop the statement's snapshot
+//! does not hold is inserted with the batch's activity (or, when another
+//! batch inserted it meanwhile, moved forward on that row); a known one is
+//! locked, in key order, and moved forward only where the activity does, so
+//! that batches of one busy shop do not wait for each other.
 
 use std::collections::BTreeMap;
 
@@ -54,7 +59,7 @@ pub(super) struct OneStatement<'a> {
     /// Each distinct event's place in the batch (its first copy): jobs are
     /// created in batch order.
     position: BTreeMap<&'a str, i64>,
-    /// Status changes and touches, each order in one of them at most once.
+    /// Status changes or touches (never both), each order at most once.
     statuses: BTreeMap<&'a str, Status<'a>>,
     touches: BTreeMap<&'a str, Touch<'a>>,
     history: Vec<History<'a>>,
@@ -110,7 +115,7 @@ impl<'a> OneStatement<'a> {
                             on_hold,
                             update_time,
                         };
-                        if touches.contains_key(order_id) {
+                        if !touches.is_empty() {
                             return None;
                         }
                         statuses.insert(order_id, row).map_or(Some(()), |_| None)?;
@@ -124,7 +129,7 @@ impl<'a> OneStatement<'a> {
                             event,
                             address_updated_at,
                         };
-                        if statuses.contains_key(order_id) {
+                        if !statuses.is_empty() {
                             return None;
                         }
                         touches.insert(order_id, row).map_or(Some(()), |_| None)?;
@@ -216,7 +221,7 @@ impl<'a> OneStatement<'a> {
         Ok(outcomes(self.events, &self.distinct, &totals)?.0)
     }
 
-    /// The statement's text: one of four, by the kinds of order rows. The
+    /// The statement's text: one of three, by the kind of order rows. The
     /// parameters of each part are numbered after those of the parts
     /// before it.
     fn sql(&self) -> String {
@@ -336,8 +341,11 @@ const JOBS: &str = "jobs AS (
          SELECT f.event_id, $14, $15, $16, $17, $12, $12, $12 FROM fresh f ORDER BY f.position
          ON CONFLICT DO NOTHING),";
 
-/// The new events' shops, each with its newest envelope timestamp:
-/// inserted when new, moved forward (and only then locked) when known.
+/// The new events' shops, each with its newest envelope timestamp. A shop
+/// the snapshot does not hold is inserted; should another batch have
+/// inserted it meanwhile, its row moves forward there. A known shop's row
+/// is locked, in key order, and updated only where the activity moves it
+/// forward (and then checked again after waiting for the lock).
 const SHOPS: &str = "shop_activity AS (
          SELECT s.shop_id, MAX(s.timestamp) AS activity
          FROM UNNEST($1::text[], $4::text[], $7::bigint[]) AS s(event_id, shop_id, timestamp)
@@ -345,11 +353,21 @@ const SHOPS: &str = "shop_activity AS (
          WHERE s.shop_id IS NOT NULL
          GROUP BY s.shop_id),
      new_shops AS (
-         INSERT INTO shops (shop_id, last_activity_at, created_at, updated_at)
-         SELECT shop_id, activity, $12, $12 FROM shop_activity ORDER BY shop_id COLLATE \"C\"
-         ON CONFLICT (shop_id) DO NOTHING),
+         INSERT INTO shops AS s (shop_id, last_activity_at, created_at, updated_at)
+         SELECT a.shop_id, a.activity, $12, $12 FROM shop_activity a
+         WHERE NOT EXISTS (SELECT FROM shops k WHERE k.shop_id = a.shop_id)
+         ORDER BY a.shop_id COLLATE \"C\"
+         ON CONFLICT (shop_id) DO UPDATE SET
+             last_activity_at = excluded.last_activity_at, updated_at = excluded.updated_at
+         WHERE excluded.last_activity_at IS NOT NULL
+           AND (s.last_activity_at IS NULL OR s.last_activity_at < excluded.last_activity_at)),
      active_shops AS (
          UPDATE shops s SET last_activity_at = a.activity, updated_at = $12
          FROM shop_activity a
-         WHERE s.shop_id = a.shop_id AND a.activity IS NOT NULL
+         WHERE s.shop_id = a.shop_id
+           AND s.shop_id IN (
+               SELECT l.shop_id FROM shops l JOIN shop_activity k USING (shop_id)
+               WHERE k.activity IS NOT NULL
+                 AND (l.last_activity_at IS NULL OR l.last_activity_at < k.activity)
+               ORDER BY l.shop_id COLLATE \"C\" FOR NO KEY UPDATE OF l)
            AND (s.last_activity_at IS NULL OR s.last_activity_at < a.activity))";

@@ -88,24 +88,39 @@ impl PgStore {
                 JobOutcome::Dead => ("dead", None),
             })
             .unzip();
-        let held: Vec<i64> = sqlx::query_scalar(
-            "SELECT finish_jobs($1::text[], $2::text[], $3::bigint[], $4::timestamptz[],
-                 $5::timestamptz[], $6::text[], $7::bigint[], $8::text[], $9::text[],
-                 $10::timestamptz[], $11::bigint[])",
-        )
-        .bind(column(&all, |a| a.event_id.as_str()))
-        .bind(column(&all, |a| a.owner.as_str()))
-        .bind(column(&all, |a| a.attempt))
-        .bind(column(&all, |a| a.started_at))
-        .bind(column(&all, |a| a.finished_at))
-        .bind(column(&all, |a| a.outcome.as_str()))
-        .bind(column(&all, |a| a.status_code.map(i64::from)))
-        .bind(column(&all, |a| a.error.as_deref()))
-        .bind(statuses)
-        .bind(next_runs)
-        .bind(rounds(attempts))
-        .fetch_all(&self.pool)
-        .await?;
+        let rounds = rounds(attempts);
+        // Rolled back whole when PostgreSQL ends it to break a deadlock (an
+        // intake batch writing the same orders), so it can simply run again:
+        // giving up would leave the attempts unrecorded and their handlers
+        // run a second time once the leases end.
+        let mut attempt = 1;
+        let held: Vec<i64> = loop {
+            let result = sqlx::query_scalar(
+                "SELECT finish_jobs($1::text[], $2::text[], $3::bigint[], $4::timestamptz[],
+                     $5::timestamptz[], $6::text[], $7::bigint[], $8::text[], $9::text[],
+                     $10::timestamptz[], $11::bigint[])",
+            )
+            .bind(column(&all, |a| a.event_id.as_str()))
+            .bind(column(&all, |a| a.owner.as_str()))
+            .bind(column(&all, |a| a.attempt))
+            .bind(column(&all, |a| a.started_at))
+            .bind(column(&all, |a| a.finished_at))
+            .bind(column(&all, |a| a.outcome.as_str()))
+            .bind(column(&all, |a| a.status_code.map(i64::from)))
+            .bind(column(&all, |a| a.error.as_deref()))
+            .bind(&statuses)
+            .bind(&next_runs)
+            .bind(&rounds)
+            .fetch_all(&self.pool)
+            .await;
+            match result {
+                Err(e) if attempt < super::COMMIT_ATTEMPTS && super::is_conflict(&e) => {
+                    tracing::warn!(error = %e, attempt, "recording attempts rolled back; trying again");
+                    attempt += 1;
+                }
+                result => break result?,
+            }
+        };
         let mut out = vec![false; attempts.len()];
         for position in held {
             if let Some(slot) = usize::try_from(position - 1)
@@ -118,8 +133,10 @@ impl PgStore {
         Ok(out)
     }
 
-    /// Moves `owner`'s leases on these events' jobs to `until`; returns the
-    /// events whose job it still held (running, leased to it).
+    /// Moves `owner`'s leases on these handed jobs to `until`; returns the
+    /// events whose job it still held: running its first attempt, leased to
+    /// it. (Once a lease ran out and a worker of the same instance claimed
+    /// the job again, its attempt count says so.)
     pub async fn extend_leases(
         &self,
         owner: &str,
@@ -129,6 +146,7 @@ impl PgStore {
         Ok(sqlx::query_scalar(
             "UPDATE jobs SET lease_until = $3
              WHERE event_id = ANY($1::text[]) AND lease_owner = $2 AND status = 'running'
+               AND attempts = 1
              RETURNING event_id",
         )
         .bind(event_ids)

@@ -75,8 +75,10 @@ impl SqliteStore {
             .await
     }
 
-    /// Moves `owner`'s leases on these events' jobs to `until`; returns the
-    /// events whose job it still held (running, leased to it).
+    /// Moves `owner`'s leases on these handed jobs to `until`; returns the
+    /// events whose job it still held: running its first attempt, leased to
+    /// it. (Once a lease ran out and a worker of the same instance claimed
+    /// the job again, its attempt count says so.)
     pub async fn extend_leases(
         &self,
         owner: &str,
@@ -87,7 +89,8 @@ impl SqliteStore {
         self.write(move |tx| {
             let mut extend = tx.prepare_cached(
                 "UPDATE jobs SET lease_until = ?3
-                 WHERE event_id = ?1 AND lease_owner = ?2 AND status = 'running'",
+                 WHERE event_id = ?1 AND lease_owner = ?2 AND status = 'running'
+                   AND attempts = 1",
             )?;
             let mut held = Vec::new();
             for id in ids {
