@@ -14,7 +14,10 @@
 
 use std::sync::Arc;
 
-use tokio::{sync::mpsc, task::JoinHandle};
+use tokio::{
+    sync::{mpsc, Semaphore},
+    task::JoinHandle,
+};
 
 use super::Handoff;
 use crate::store::{Attempt, Store};
@@ -43,14 +46,33 @@ pub(super) fn spawn(
     (sender, tokio::spawn(run(store, handoff, receiver)))
 }
 
+/// Records under way at once: while one commits, the next is on its way
+/// (one alone made the queue wait for each commit's disk sync in turn).
+const RECORDS_IN_FLIGHT: u32 = 2;
+
 async fn run(store: Store, handoff: Arc<Handoff>, mut receiver: mpsc::Receiver<Finished>) {
+    let slots = Arc::new(Semaphore::new(RECORDS_IN_FLIGHT as usize));
     let mut batches = Vec::with_capacity(BATCHES_PER_RECORD);
-    while receiver.recv_many(&mut batches, BATCHES_PER_RECORD).await > 0 {
+    loop {
+        // A slot first, then the batches: while both records are under way,
+        // finished batches wait in the channel and the next record grows.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            break;
+        };
+        if receiver.recv_many(&mut batches, BATCHES_PER_RECORD).await == 0 {
+            break;
+        }
         let handed: usize = batches.iter().map(|b: &Finished| b.handed).sum();
         let attempts: Vec<Attempt> = batches.drain(..).flat_map(|b| b.attempts).collect();
-        record(&store, &attempts).await;
-        handoff.finished(handed);
+        let (store, handoff) = (store.clone(), handoff.clone());
+        tokio::spawn(async move {
+            record(&store, &attempts).await;
+            handoff.finished(handed);
+            drop(slot);
+        });
     }
+    // Every record under way ends before the recorder does.
+    let _ = slots.acquire_many(RECORDS_IN_FLIGHT).await;
 }
 
 async fn record(store: &Store, attempts: &[Attempt]) {
