@@ -1,8 +1,10 @@
 //! The durable processing queue: each stored event has a job row, written in
-//! the same transaction as the event; workers claim due jobs with a lease,
-//! hand the event to the seller's [`EventHandler`] (and the built-in
-//! [`Forwarder`]), and record every attempt. Retries back off; after the cap
-//! a job is dead-lettered until retried by hand.
+//! the same transaction as the event. Workers take the events this instance
+//! has just stored from the hand-off (their jobs created leased to them, see
+//! [`handoff`]) and claim any other due job with a lease, hand the event to
+//! the seller's [`EventHandler`] (and the built-in [`Forwarder`]), and pass
+//! every attempt to the recorder, which records them together. Retries back
+//! off; after the cap a job is dead-lettered until retried by hand.
 
 pub mod backoff;
 pub mod forward;

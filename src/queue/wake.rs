@@ -1,9 +1,9 @@
-//! What intake tells the workers: new events are stored (wake up), and how
-//! busy it is (give way).
+//! What intake tells the workers: new events are stored (wake up), whether
+//! it left jobs in the table (look there), and how busy it is (give way).
 //!
 //! Processing is asynchronous by design: a 200 only promises that the event
 //! is stored. So during a burst the workers give intake the machine's CPU
-//! and the database's attention, claiming at most once per [`BURST_GAP`]
+//! and the database's attention, taking jobs at most once per [`BURST_GAP`]
 //! each, and catch up at full speed once the burst is over. Processing every
 //! event as it arrived cost PostgreSQL more than storing it (four tables
 //! written per event), and took a third of what intake could do on two
@@ -31,7 +31,7 @@ use tokio::sync::Notify;
 pub const BURST_BATCH: usize = 16;
 /// Intake counts as in a burst this long after its last such batch.
 const BUSY_WINDOW: Duration = Duration::from_millis(50);
-/// While intake is busy, a worker claims at most once in this long.
+/// While intake is busy, a worker takes jobs at most once in this long.
 pub const BURST_GAP: Duration = Duration::from_millis(25);
 /// Workers stop giving way once the events they claim have waited this
 /// long: whatever sets the batch size (a slow commit to a distant database
