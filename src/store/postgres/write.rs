@@ -1,5 +1,7 @@
 //! The batch write: the dedupe insert as one multi-row statement, then the
-//! projections of the new events.
+//! projections of the new events. A batch of the common shape goes as one
+//! statement instead (`one_statement.rs`); this is the general path, which
+//! takes any batch.
 //!
 //! Several instances write to one database at once, so two rules hold:
 //!
