@@ -301,33 +301,31 @@ fn column<'a, T>(attempts: &[&'a Attempt], f: impl Fn(&'a Attempt) -> T) -> Vec<
     attempts.iter().map(|a| f(a)).collect()
 }
 
-/// Claims up to `$4` jobs whose lease ran out (`$3` is now) for `$1`,
-/// leased until `$2`; with each job's event body.
-const CLAIM_EXPIRED: &str = "WITH picked AS (
-         SELECT event_id FROM jobs
-         WHERE status = 'running' AND lease_until < $3
-         ORDER BY next_run_at LIMIT $4
-         FOR UPDATE SKIP LOCKED),
-     claimed AS (
-         UPDATE jobs j SET status = 'running', attempts = attempts + 1, lease_owner = $1,
-             lease_until = $2, updated_at = $3
-         FROM picked p WHERE j.event_id = p.event_id
-         RETURNING j.event_id, j.attempts, j.created_at, j.next_run_at)
-     SELECT c.event_id, c.attempts, c.created_at, e.raw_body
-     FROM claimed c JOIN webhook_events e ON e.event_id = c.event_id
-     ORDER BY c.next_run_at";
+/// Claims up to `$4` jobs that `$condition` picks (`$3` is now) for `$1`,
+/// leased until `$2`, with each job's event body; one text per condition,
+/// so that each statement is prepared once.
+macro_rules! claim {
+    ($condition:literal) => {
+        concat!(
+            "WITH picked AS (
+                 SELECT event_id FROM jobs WHERE ",
+            $condition,
+            " ORDER BY next_run_at LIMIT $4
+                 FOR UPDATE SKIP LOCKED),
+             claimed AS (
+                 UPDATE jobs j SET status = 'running', attempts = attempts + 1,
+                     lease_owner = $1, lease_until = $2, updated_at = $3
+                 FROM picked p WHERE j.event_id = p.event_id
+                 RETURNING j.event_id, j.attempts, j.created_at, j.next_run_at)
+             SELECT c.event_id, c.attempts, c.created_at, e.raw_body
+             FROM claimed c JOIN webhook_events e ON e.event_id = c.event_id
+             ORDER BY c.next_run_at"
+        )
+    };
+}
 
-/// The same for due jobs.
-const CLAIM_DUE: &str = "WITH picked AS (
-         SELECT event_id FROM jobs
-         WHERE status = 'pending' AND next_run_at <= $3
-         ORDER BY next_run_at LIMIT $4
-         FOR UPDATE SKIP LOCKED),
-     claimed AS (
-         UPDATE jobs j SET status = 'running', attempts = attempts + 1, lease_owner = $1,
-             lease_until = $2, updated_at = $3
-         FROM picked p WHERE j.event_id = p.event_id
-         RETURNING j.event_id, j.attempts, j.created_at, j.next_run_at)
-     SELECT c.event_id, c.attempts, c.created_at, e.raw_body
-     FROM claimed c JOIN webhook_events e ON e.event_id = c.event_id
-     ORDER BY c.next_run_at";
+/// Jobs whose lease ran out.
+const CLAIM_EXPIRED: &str = claim!("status = 'running' AND lease_until < $3");
+
+/// Jobs due now.
+const CLAIM_DUE: &str = claim!("status = 'pending' AND next_run_at <= $3");
