@@ -17,6 +17,11 @@
 //! burst), jobs are created due and claimed from the table later. A job that
 //! waited here long enough for its lease to be short of a full attempt has
 //! its lease extended first (`Queue` does that).
+//!
+//! One case waits for the lease: a commit whose answer was lost (the
+//! connection broke after COMMIT) is reported as not stored, so its events
+//! are not handed over although their jobs are in the table, leased. They
+//! run once the lease has run out, as after a crash; nothing is lost.
 
 use std::{
     collections::VecDeque,
