@@ -217,7 +217,20 @@ impl JsonKind {
 /// Decodes a JSON string value; `None` inside means JSON `null`. The outer `None` is a
 /// string serde_json will not decode (a lone UTF-16 surrogate escape, for one).
 fn decode_str(raw: &RawValue) -> Option<Option<String>> {
-    serde_json::from_str::<Option<String>>(raw.get()).ok()
+    serde_json::from_str::<Option<String>>(raw.get())
+        .ok()
+        .filter(|text| text.as_deref().map_or(true, storable))
+}
+
+/// Whether a decoded string can be kept as a value of its own. One that holds
+/// U+0000 (a `\u0000` escape) cannot: no TikTok id, time or text has it, and
+/// PostgreSQL's text type refuses it, so an event carrying one in an id or a
+/// status would fail to store there every time (and TikTok retry it without
+/// end) where SQLite took it. Such a value is read as unreadable on both
+/// databases: an envelope id as absent, a topic field as malformed data. The
+/// body itself, escape and all, is still kept as received.
+pub fn storable(text: &str) -> bool {
+    !text.contains('\0')
 }
 
 /// The text itself when it is a non-empty run of ASCII digits (a non-negative integer

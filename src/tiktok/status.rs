@@ -90,8 +90,8 @@ impl OrderStatus {
             JsonKind::Null => Ok(None),
             JsonKind::String => match serde_json::from_str::<String>(raw.get()) {
                 Ok(text) if text.is_empty() => Ok(None),
-                Ok(text) => Ok(Some(OrderStatus::parse(&text))),
-                Err(_) => Err(EXPECTED),
+                Ok(text) if super::ids::storable(&text) => Ok(Some(OrderStatus::parse(&text))),
+                _ => Err(EXPECTED),
             },
             JsonKind::Number if raw.get().bytes().all(|b| b.is_ascii_digit()) => {
                 Ok(Some(OrderStatus::from_code(raw.get())))
