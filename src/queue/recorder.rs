@@ -12,7 +12,7 @@
 //! attempt is recorded, its job is `running` under this instance's lease,
 //! and runs again once the lease ends.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use tokio::{
     sync::{mpsc, Semaphore},
@@ -75,8 +75,27 @@ async fn run(store: Store, handoff: Arc<Handoff>, mut receiver: mpsc::Receiver<F
     let _ = slots.acquire_many(RECORDS_IN_FLIGHT).await;
 }
 
+/// Tries a record gets when the database is unavailable (a broken
+/// connection is replaced on the next use), a moment apart.
+const RECORD_TRIES: u32 = 3;
+const RETRY_PAUSE: Duration = Duration::from_millis(200);
+
 async fn record(store: &Store, attempts: &[Attempt]) {
-    match store.finish_jobs(attempts).await {
+    // Unrecorded, the attempts would run again once their leases end (a
+    // second delivery to FORWARD_URL): worth a retry when the connection,
+    // not the statement, failed.
+    let mut tried = 1;
+    let result = loop {
+        match store.finish_jobs(attempts).await {
+            Err(error) if error.is_unavailable() && tried < RECORD_TRIES => {
+                tracing::warn!(error = %error, tried, "could not record the attempts; trying again");
+                tokio::time::sleep(RETRY_PAUSE * tried).await;
+                tried += 1;
+            }
+            result => break result,
+        }
+    };
+    match result {
         Ok(held) => {
             for (attempt, held) in attempts.iter().zip(held) {
                 if !held {
