@@ -131,7 +131,7 @@ impl SqliteStore {
     async fn write<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+        F: Fn(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
     {
         self.writer.write(Priority::Now, work).await
     }
@@ -141,7 +141,7 @@ impl SqliteStore {
     async fn write_background<T, F>(&self, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
+        F: Fn(&rusqlite::Transaction<'_>) -> Result<T> + Send + 'static,
     {
         self.writer.write(Priority::Background, work).await
     }
@@ -498,6 +498,54 @@ mod tests {
         store.ping().await.unwrap();
         store.commit(&[event(5, 10)], None).await.unwrap();
         assert!(store.event("5").await.unwrap().is_some());
+    }
+
+    /// Writes that wait together share one transaction, straight in it;
+    /// when one of them is refused, the round runs again with each write in
+    /// a savepoint: the refused one is rolled back alone and the others are
+    /// stored once, not twice.
+    #[tokio::test]
+    async fn a_refused_write_among_others_is_rolled_back_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = migrated(dir.path()).await;
+        store
+            .write(|tx| Ok(tx.execute_batch("CREATE TABLE t (v INTEGER)")?))
+            .await
+            .unwrap();
+        let insert = |v: i64| {
+            move |tx: &rusqlite::Transaction<'_>| {
+                tx.execute("INSERT INTO t VALUES (?1)", [v])?;
+                Ok(v)
+            }
+        };
+        // The first write holds the thread while the others queue behind
+        // it, so that they make one round.
+        let (busy, a, refused, c) = tokio::join!(
+            store.write(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(300));
+                Ok(0)
+            }),
+            store.write(insert(1)),
+            store.write(|tx| {
+                tx.execute("INSERT INTO t VALUES (2)", [])?;
+                Err::<i64, _>(StoreError::Refused("refused on purpose".into()))
+            }),
+            store.write(insert(3)),
+        );
+        assert_eq!((busy.unwrap(), a.unwrap(), c.unwrap()), (0, 1, 3));
+        assert!(
+            matches!(refused, Err(StoreError::Refused(_))),
+            "{refused:?}"
+        );
+        let rows: Vec<i64> = store
+            .write(|tx| {
+                let mut rows = tx.prepare("SELECT v FROM t ORDER BY v")?;
+                let rows = rows.query_map([], |r| r.get(0))?;
+                Ok(rows.collect::<rusqlite::Result<_>>()?)
+            })
+            .await
+            .unwrap();
+        assert_eq!(rows, vec![1, 3]);
     }
 
     #[tokio::test]

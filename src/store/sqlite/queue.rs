@@ -93,9 +93,9 @@ impl SqliteStore {
                    AND attempts = 1",
             )?;
             let mut held = Vec::new();
-            for id in ids {
+            for id in &ids {
                 if extend.execute(params![id, owner, until])? == 1 {
-                    held.push(id);
+                    held.push(id.clone());
                 }
             }
             Ok(held)

@@ -63,8 +63,10 @@ pub(super) enum Priority {
     Background,
 }
 
-/// One write waiting for a transaction: it runs inside a savepoint of the
-/// round's transaction and is answered after the commit.
+/// One write waiting for a transaction: it runs in the round's transaction
+/// and is answered after the commit. It may run twice (see
+/// [`Session::round`]), so it does nothing but its statements: the work is
+/// `Fn`, and what it returned the second time is its answer.
 trait Write: Send {
     fn run(&mut self, tx: &Transaction<'_>) -> Ran;
     /// `committed` is the round's outcome: a write is stored only if it ran
@@ -74,15 +76,15 @@ trait Write: Send {
 
 enum Ran {
     Done,
-    /// Refused by the database (or unreadable data); rolled back to its
-    /// savepoint, the round goes on.
+    /// Refused by the database (or unreadable data): it is rolled back
+    /// alone and the rest of the round goes on.
     Refused,
     /// The database failed under it: the whole round is rolled back.
     Failed,
 }
 
 struct Pending<T, F> {
-    work: Option<F>,
+    work: F,
     value: Option<Result<T>>,
     reply: oneshot::Sender<Result<T>>,
 }
@@ -90,13 +92,10 @@ struct Pending<T, F> {
 impl<T, F> Write for Pending<T, F>
 where
     T: Send,
-    F: FnOnce(&Transaction<'_>) -> Result<T> + Send,
+    F: Fn(&Transaction<'_>) -> Result<T> + Send,
 {
     fn run(&mut self, tx: &Transaction<'_>) -> Ran {
-        let Some(work) = self.work.take() else {
-            return Ran::Failed;
-        };
-        let value = work(tx);
+        let value = (self.work)(tx);
         let ran = match &value {
             Ok(_) => Ran::Done,
             Err(e) if e.is_unavailable() => Ran::Failed,
@@ -176,11 +175,11 @@ impl WriterThread {
     pub async fn write<T, F>(&self, priority: Priority, work: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
+        F: Fn(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
-            work: Some(work),
+            work,
             value: None,
             reply,
         };
@@ -228,6 +227,17 @@ impl WriterThread {
         let jobs = self.jobs.lock().unwrap_or_else(|p| p.into_inner());
         jobs.send(job).map_err(|_| gone())
     }
+}
+
+/// Runs the writes one after the other until one is not done.
+fn run_all(tx: &Transaction<'_>, writes: &mut [Box<dyn Write>]) -> Ran {
+    for write in writes.iter_mut() {
+        match write.run(tx) {
+            Ran::Done => {}
+            other => return other,
+        }
+    }
+    Ran::Done
 }
 
 fn rolled_back() -> StoreError {
@@ -289,8 +299,9 @@ impl Session {
         self.close();
     }
 
-    /// Runs the writes in one transaction, each inside a savepoint: a write
-    /// the database refuses is rolled back alone. Should the database fail
+    /// Runs the writes in one transaction; a write the database refuses is
+    /// rolled back alone (the round runs again with each write in a
+    /// savepoint, see below). Should the database fail
     /// (a full disk, an I/O error), the round is rolled back whole and its
     /// connection closed rather than kept: SQLite can leave a transaction
     /// open behind a failed COMMIT, and a connection in that state would
@@ -304,19 +315,29 @@ impl Session {
             // IMMEDIATE takes the write lock at BEGIN: a busy database is
             // met before any work, not at the first write halfway through.
             let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            if let [write] = writes.as_mut_slice() {
-                // Alone in its round, a write needs no savepoint (whose
-                // statement journal copies every page it touches): refused,
-                // it takes the whole transaction back with it.
-                return match write.run(&tx) {
-                    Ran::Done => Ok(tx.commit()?),
-                    // An error that ended the transaction by itself is
-                    // handled as a failure (the connection is reopened), as
-                    // on the savepoint path.
-                    Ran::Refused if !tx.is_autocommit() => Ok(tx.rollback()?),
-                    Ran::Refused | Ran::Failed => Err(rolled_back()),
-                };
+            // Every write straight into the transaction first: a savepoint
+            // per write, so that a refused one can be taken back alone,
+            // copies every page each write touches into its statement
+            // journal (a tenth of the writer's time at full load), and
+            // refusals are rare.
+            let refused = match run_all(&tx, writes) {
+                Ran::Done => return Ok(tx.commit()?),
+                // An error that ended the transaction by itself is handled
+                // as a failure (the connection is reopened).
+                Ran::Refused if tx.is_autocommit() => return Err(rolled_back()),
+                Ran::Refused => tx.rollback(),
+                Ran::Failed => return Err(rolled_back()),
+            };
+            refused?;
+            if writes.len() == 1 {
+                // Alone in its round, the refused write took back only
+                // itself; its answer is its own error.
+                return Ok(());
             }
+            // One write was refused and the whole round rolled back with it:
+            // the round again, each write in a savepoint, so that the
+            // refused one is rolled back alone.
+            let tx = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
             for write in writes.iter_mut() {
                 tx.execute_batch("SAVEPOINT write")?;
                 match write.run(&tx) {
@@ -402,10 +423,11 @@ pub(super) fn open(path: &Path) -> Result<Connection> {
     connection.pragma_update(None, "synchronous", "FULL")?;
     connection.pragma_update(None, "foreign_keys", "ON")?;
     connection.pragma_update(None, "wal_autocheckpoint", 0)?;
-    // Every write runs in a savepoint (see `Session::round`), and SQLite
-    // keeps each savepoint's page copies in a statement journal: a temporary
-    // file unless temporary storage is in memory. In a file, that journal was
-    // a sixth of the writer's time (appends the kernel zeroes first).
+    // A round run again after a refusal runs each write in a savepoint (see
+    // `Session::round`), and SQLite keeps each savepoint's page copies in a
+    // statement journal: a temporary file unless temporary storage is in
+    // memory. In a file, that journal was a sixth of the writer's time when
+    // every write had a savepoint (appends the kernel zeroes first).
     connection.pragma_update(None, "temp_store", "MEMORY")?;
     // After a checkpoint has caught up, the WAL file is cut back to this.
     connection.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
