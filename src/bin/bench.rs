@@ -162,6 +162,14 @@ async fn main() -> anyhow::Result<()> {
         per_event(machine_cpu),
         2_000_000 / 20_000,
     );
+    // Busy share of every core during the full load: well under 100% means
+    // the requests waited on something other than the CPU (commits, syncs,
+    // hand-offs between threads), not that the machine was full.
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+    println!(
+        "machine busy during the full load: {:.0}% of {cores} cores",
+        100.0 * machine_cpu / (cores * full.seconds)
+    );
     for (run, after) in [
         ("full load", full_caught_up),
         ("steady run", steady_caught_up),
