@@ -93,11 +93,8 @@ async fn main() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let (database_url, backend) = fresh_database(&args, dir.path()).await?;
 
-    println!(
-        "machine: {} cores, {}",
-        std::thread::available_parallelism()?.get(),
-        cpu_model()
-    );
+    let cores = std::thread::available_parallelism()?.get();
+    println!("machine: {cores} cores, {}", cpu_model());
     if args.database.is_some() {
         println!("PostgreSQL: {}", pg_durability(&database_url).await?);
     }
@@ -165,10 +162,9 @@ async fn main() -> anyhow::Result<()> {
     // Busy share of every core during the full load: well under 100% means
     // the requests waited on something other than the CPU (commits, syncs,
     // hand-offs between threads), not that the machine was full.
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     println!(
         "machine busy during the full load: {:.0}% of {cores} cores",
-        100.0 * machine_cpu / (cores * full.seconds)
+        100.0 * machine_cpu / (cores as f64 * full.seconds)
     );
     for (run, after) in [
         ("full load", full_caught_up),
